@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs the benchmarks of every package and prints their figures. Each
+# benchmark reports its goal metrics (ratios against a baseline measured in
+# the same run) with b.ReportMetric, so the figures below are what to quote.
+set -euo pipefail
+benchtime=${BENCHTIME:-1s}
+count=${BENCHCOUNT:-1}
+out=$(mktemp)
+go test -run '^$' -bench . -benchmem -benchtime "$benchtime" -count "$count" -timeout 60m ./... | tee "$out"
+echo
+echo "== figures (see each package's bench_test.go for what the goals are)"
+grep -E '^Benchmark' "$out" || true
+rm -f "$out"
