@@ -17,6 +17,11 @@ type RingbufConfig struct {
 	BatchSize int `mapstructure:"batch_size"`
 	// FlushInterval is the max time to wait before processing a partial batch
 	FlushInterval time.Duration `mapstructure:"flush_interval"`
+	// DropWhenBusy, with more than one worker, drops a full batch (counted
+	// in EventsDropped) when every worker is busy and the queue is full,
+	// instead of blocking the reader until a worker is free (the default,
+	// which leaves the excess to be lost in the kernel and counted there).
+	DropWhenBusy bool `mapstructure:"drop_when_busy"`
 	// DropCounter, if set, is a per-CPU array map whose key 0 holds, per
 	// CPU, how many events the BPF program failed to reserve or output
 	// (ring buffers report no loss themselves). The reader sums it into
@@ -46,6 +51,8 @@ type PerfbufConfig struct {
 	BatchSize int `mapstructure:"batch_size"`
 	// FlushInterval is the max time to wait before processing a partial batch
 	FlushInterval time.Duration `mapstructure:"flush_interval"`
+	// DropWhenBusy is as for RingbufConfig.
+	DropWhenBusy bool `mapstructure:"drop_when_busy"`
 }
 
 // DefaultPerfbufConfig returns default configuration.
