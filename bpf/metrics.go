@@ -88,3 +88,25 @@ func setGauge(g prometheus.Gauge, v int) {
 		g.Set(float64(v))
 	}
 }
+
+// Gauge accessors that accept a nil *Metrics.
+func (m *Metrics) mapsGauge() prometheus.Gauge {
+	if m == nil {
+		return nil
+	}
+	return m.MapsLoaded
+}
+
+func (m *Metrics) programsGauge() prometheus.Gauge {
+	if m == nil {
+		return nil
+	}
+	return m.ProgramsLoaded
+}
+
+func (m *Metrics) linksGauge() prometheus.Gauge {
+	if m == nil {
+		return nil
+	}
+	return m.LinksActive
+}
