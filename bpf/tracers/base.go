@@ -1,0 +1,353 @@
+package tracers
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"reflect"
+	"sync"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/ebpfrec/ebpfrec/bpf"
+	"github.com/ebpfrec/ebpfrec/bpf/tracers/common"
+)
+
+// Base implements the parts of bpf.Tracer that are the same for every
+// built-in tracer (and the methods that do not apply to them, which return
+// empty values). A tracer embeds it, calls Init from its constructor, and
+// adds its own Name, Streams, Load, Tracepoints, Decode and Run.
+type Base struct {
+	opts    Options
+	objs    io.Closer // the tracer's bpf2go objects (a pointer)
+	streams []Stream
+
+	mu      sync.Mutex
+	closers []io.Closer
+	libs    map[uint64]int
+	own     *common.Filter // over the tracer's own maps, when Options.Filter is nil
+	pending []func(*common.Filter) error
+	ferr    error
+}
+
+// Init sets the options, the bpf2go objects the tracer loads into (a
+// pointer to its generated xxxObjects) and its streams.
+func (b *Base) Init(opts Options, objs io.Closer, streams []Stream) {
+	if opts.WakeupEvery == 0 {
+		opts.WakeupEvery = DefaultWakeupEvery
+	}
+	b.opts = opts
+	b.objs = objs
+	b.streams = streams
+}
+
+// Options returns the tracer's options (with defaults filled in).
+func (b *Base) Options() Options { return b.opts }
+
+// BpfObjects returns the pointer to the tracer's bpf2go objects, for
+// CollectionSpec.LoadAndAssign.
+func (b *Base) BpfObjects() any { return b.objs }
+
+// Streams lists the tracer's outputs.
+func (b *Base) Streams() []Stream { return append([]Stream(nil), b.streams...) }
+
+// PrepareSpec applies the options to a freshly loaded spec: the constants
+// (so a plain LoadAndAssign gets them too) and the ring buffer size.
+func (b *Base) PrepareSpec(spec *ebpf.CollectionSpec, constants map[string]any) (*ebpf.CollectionSpec, error) {
+	for name, v := range constants {
+		vs, ok := spec.Variables[name]
+		if !ok {
+			return nil, fmt.Errorf("constant %s not in the spec", name)
+		}
+		if err := vs.Set(v); err != nil {
+			return nil, fmt.Errorf("set constant %s: %w", name, err)
+		}
+	}
+	if b.opts.RingbufSize != 0 {
+		for _, s := range b.streams {
+			if s.Kind != Ringbuf {
+				continue
+			}
+			ms, ok := spec.Maps[s.Map]
+			if !ok {
+				return nil, fmt.Errorf("stream %s: map %s not in the spec", s.Name, s.Map)
+			}
+			ms.MaxEntries = b.opts.RingbufSize
+		}
+	}
+	return spec, nil
+}
+
+// Constants returns the constants of every built-in tracer: wakeup_every.
+func (b *Base) Constants() map[string]any {
+	return map[string]any{"wakeup_every": b.opts.WakeupEvery}
+}
+
+// MapReplacements returns the shared filter's maps, if any.
+func (b *Base) MapReplacements() map[string]*ebpf.Map {
+	if b.opts.Filter == nil {
+		return map[string]*ebpf.Map{}
+	}
+	return b.opts.Filter.MapReplacements()
+}
+
+// Map returns a map of the loaded objects by its name in the spec.
+func (b *Base) Map(name string) *ebpf.Map {
+	if b.objs == nil {
+		return nil
+	}
+	return findMap(reflect.ValueOf(b.objs), name)
+}
+
+func findMap(v reflect.Value, name string) *ebpf.Map {
+	for v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return nil
+		}
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return nil
+	}
+	t := v.Type()
+	mapType := reflect.TypeOf((*ebpf.Map)(nil))
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Anonymous {
+			if m := findMap(v.Field(i), name); m != nil {
+				return m
+			}
+			continue
+		}
+		if f.Type == mapType && f.Tag.Get("ebpf") == name && f.IsExported() {
+			m, _ := v.Field(i).Interface().(*ebpf.Map)
+			return m
+		}
+	}
+	return nil
+}
+
+// filter returns the filter AllowPID and BlockPID act on: the shared one,
+// or one over the tracer's own maps once loaded (nil before).
+func (b *Base) filterLocked() *common.Filter {
+	if b.opts.Filter != nil {
+		return b.opts.Filter
+	}
+	if b.own != nil {
+		return b.own
+	}
+	f, err := common.WrapMaps(b.Map(common.MapFilterConfig), b.Map(common.MapPIDAllow), b.Map(common.MapPIDBlock), b.Map(common.MapCommAllow))
+	if err != nil {
+		return nil
+	}
+	b.own = f
+	for _, op := range b.pending {
+		if err := op(f); err != nil {
+			b.ferr = errors.Join(b.ferr, err)
+		}
+	}
+	b.pending = nil
+	return f
+}
+
+func (b *Base) filterOp(op func(*common.Filter) error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f := b.filterLocked()
+	if f == nil {
+		b.pending = append(b.pending, op)
+		return
+	}
+	if err := op(f); err != nil {
+		slog.Warn("tracers: filter update failed", "error", err)
+		b.ferr = errors.Join(b.ferr, err)
+	}
+}
+
+// AllowPID selects process pid (in the initial pid namespace; ns and attrs
+// are not used) through the shared filter, or the tracer's own filter maps.
+// Before load, without a shared filter, it is applied at the next call
+// after load (Load of this package does it).
+func (b *Base) AllowPID(pid, _ uint32, _ *bpf.ServiceAttrs) {
+	b.filterOp(func(f *common.Filter) error { return f.AllowPID(pid) })
+}
+
+// BlockPID deselects process pid, as AllowPID selects it.
+func (b *Base) BlockPID(pid, _ uint32) {
+	b.filterOp(func(f *common.Filter) error { return f.BlockPID(pid) })
+}
+
+// AllowComm selects the processes named comm, as AllowPID selects pids.
+func (b *Base) AllowComm(comm string) {
+	b.filterOp(func(f *common.Filter) error { return f.AllowComm(comm) })
+}
+
+// FilterErr returns the errors of filter updates so far.
+func (b *Base) FilterErr() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ferr
+}
+
+// applyPending applies filter operations queued before load.
+func (b *Base) applyPending() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.filterLocked()
+	return b.ferr
+}
+
+// AddCloser adds closers that Close closes.
+func (b *Base) AddCloser(c ...io.Closer) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closers = append(b.closers, c...)
+}
+
+// Close closes the closers (last added first) and the loaded objects.
+func (b *Base) Close() error {
+	b.mu.Lock()
+	cs := b.closers
+	b.closers = nil
+	b.own = nil
+	b.mu.Unlock()
+	var errs []error
+	for i := len(cs) - 1; i >= 0; i-- {
+		errs = append(errs, cs[i].Close())
+	}
+	if b.objs != nil {
+		errs = append(errs, b.objs.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// SetupTailCalls does nothing: built-in tracers use no tail calls.
+func (b *Base) SetupTailCalls() {}
+
+// KProbes returns nil: built-in tracers use tracepoints only.
+func (b *Base) KProbes() map[string]bpf.ProbeDesc { return nil }
+
+// GoProbes returns nil.
+func (b *Base) GoProbes() map[string][]*bpf.ProbeDesc { return nil }
+
+// UProbes returns nil.
+func (b *Base) UProbes() map[string]map[string][]*bpf.ProbeDesc { return nil }
+
+// SocketFilters returns nil.
+func (b *Base) SocketFilters() []*ebpf.Program { return nil }
+
+// SockMsgs returns nil.
+func (b *Base) SockMsgs() []bpf.SockMsg { return nil }
+
+// SockOps returns nil.
+func (b *Base) SockOps() []bpf.SockOps { return nil }
+
+// Iters returns nil.
+func (b *Base) Iters() []*bpf.Iter { return nil }
+
+// RecordInstrumentedLib remembers a library's closers (unused by built-in
+// tracers, kept for the interface).
+func (b *Base) RecordInstrumentedLib(ino uint64, closers []io.Closer) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.libs == nil {
+		b.libs = map[uint64]int{}
+	}
+	b.libs[ino]++
+	b.closers = append(b.closers, closers...)
+}
+
+// AddInstrumentedLibRef counts one more user of a library.
+func (b *Base) AddInstrumentedLibRef(ino uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.libs == nil {
+		b.libs = map[uint64]int{}
+	}
+	b.libs[ino]++
+}
+
+// AlreadyInstrumentedLib reports whether a library was recorded.
+func (b *Base) AlreadyInstrumentedLib(ino uint64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.libs[ino] > 0
+}
+
+// UnlinkInstrumentedLib counts one user of a library less.
+func (b *Base) UnlinkInstrumentedLib(ino uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.libs[ino] > 0 {
+		b.libs[ino]--
+	}
+}
+
+// RegisterOffsets does nothing: built-in tracers use no Go offsets.
+func (b *Base) RegisterOffsets(*bpf.FileInfo, *bpf.GoOffsets) {}
+
+// ProcessBinary does nothing.
+func (b *Base) ProcessBinary(*bpf.FileInfo) {}
+
+// Required returns true: a built-in tracer that was asked for must load.
+func (b *Base) Required() bool { return true }
+
+// Load loads t's spec into its bpf2go objects with its map replacements
+// (the shared filter) and applies filter calls made before load. The
+// caller attaches it (Attach) and finally closes it (t.Close).
+func Load(t Builtin) error {
+	spec, err := t.Load()
+	if err != nil {
+		return fmt.Errorf("tracer %s: %w", t.Name(), err)
+	}
+	for name, v := range t.Constants() {
+		if vs, ok := spec.Variables[name]; ok {
+			if err := vs.Set(v); err != nil {
+				return fmt.Errorf("tracer %s: set %s: %w", t.Name(), name, err)
+			}
+		}
+	}
+	if err := spec.LoadAndAssign(t.BpfObjects(), &ebpf.CollectionOptions{MapReplacements: t.MapReplacements()}); err != nil {
+		return fmt.Errorf("tracer %s: load: %w", t.Name(), err)
+	}
+	if p, ok := t.(interface{ applyPending() error }); ok {
+		if err := p.applyPending(); err != nil {
+			return fmt.Errorf("tracer %s: filter: %w", t.Name(), err)
+		}
+	}
+	return nil
+}
+
+// ReadCounter sums key 0 of a per-CPU counter map (a stream's DropCounter
+// or EmittedCounter) over all CPUs.
+func ReadCounter(m *ebpf.Map) (uint64, error) {
+	if m == nil {
+		return 0, errors.New("counter map not loaded")
+	}
+	var zero uint32
+	var per []uint64
+	if err := m.Lookup(&zero, &per); err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, v := range per {
+		n += v
+	}
+	return n, nil
+}
+
+// StreamByName returns t's stream called name.
+func StreamByName(t Builtin, name string) (Stream, bool) {
+	for _, s := range t.Streams() {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Stream{}, false
+}
+
+// UnknownStream is the error of Decode for a stream the tracer lacks.
+func UnknownStream(tracer, stream string) error {
+	return fmt.Errorf("tracer %s has no stream %q", tracer, stream)
+}

@@ -1,0 +1,154 @@
+// filter.h: the kernel-side process filter shared by every built-in tracer,
+// and the emit helpers (drop and emitted counters, batched wakeups).
+//
+// Every tracer includes this header, so every tracer's object has its own
+// copy of the filter maps; ebpfrec creates them once per recording (Go:
+// common.NewFilter) and hands the same maps to every tracer at load time
+// through ebpf.CollectionOptions.MapReplacements, so one AllowPID selects the
+// process for all tracers at once.
+//
+// Semantics of selected(), evaluated on the current task's process (tgid):
+//   - a pid in pid_block is never selected (when FILTER_PID_BLOCK is on);
+//   - when neither FILTER_PID_ALLOW nor FILTER_COMM_ALLOW is on, everything
+//     else is selected;
+//   - otherwise a process is selected if its tgid is in pid_allow (with
+//     FILTER_PID_ALLOW on) or its comm is in comm_allow (with
+//     FILTER_COMM_ALLOW on).
+#ifndef EBPFREC_FILTER_H
+#define EBPFREC_FILTER_H
+
+#define FILTER_PID_ALLOW (1U << 0)
+#define FILTER_COMM_ALLOW (1U << 1)
+#define FILTER_PID_BLOCK (1U << 2)
+#define FILTER_FOLLOW (1U << 3)
+
+#define FILTER_MAX_PIDS 65536
+#define FILTER_MAX_COMMS 1024
+#define COMM_LEN 16
+
+// pid_allow values.
+#define PID_ALLOWED 1  // allowed explicitly (AllowPID)
+#define PID_FOLLOWED 2 // allowed because its parent was (follow program)
+
+// Key 0: a bit set of FILTER_* flags. Unset (0) selects everything.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} filter_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FILTER_MAX_PIDS);
+	__type(key, __u32);
+	__type(value, __u8);
+} pid_allow SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FILTER_MAX_PIDS);
+	__type(key, __u32);
+	__type(value, __u8);
+} pid_block SEC(".maps");
+
+struct comm_key {
+	char comm[COMM_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FILTER_MAX_COMMS);
+	__type(key, struct comm_key);
+	__type(value, __u8);
+} comm_allow SEC(".maps");
+
+static __always_inline __u32 filter_flags(void)
+{
+	__u32 zero = 0;
+	__u32 *flags = bpf_map_lookup_elem(&filter_config, &zero);
+	return flags ? *flags : 0;
+}
+
+// selected_tgid reports whether process tgid, whose comm is comm (may be
+// NULL: then the current task's comm is used), passes the filter.
+static __always_inline bool selected_tgid(__u32 tgid, const char *comm)
+{
+	__u32 flags = filter_flags();
+	if (!flags)
+		return true;
+	if ((flags & FILTER_PID_BLOCK) && bpf_map_lookup_elem(&pid_block, &tgid))
+		return false;
+	if (!(flags & (FILTER_PID_ALLOW | FILTER_COMM_ALLOW)))
+		return true;
+	if ((flags & FILTER_PID_ALLOW) && bpf_map_lookup_elem(&pid_allow, &tgid))
+		return true;
+	if (flags & FILTER_COMM_ALLOW) {
+		struct comm_key key = {};
+		if (comm)
+			__builtin_memcpy(key.comm, comm, COMM_LEN);
+		else
+			bpf_get_current_comm(key.comm, sizeof(key.comm));
+		if (bpf_map_lookup_elem(&comm_allow, &key))
+			return true;
+	}
+	return false;
+}
+
+// selected reports whether the current process passes the filter. Every
+// program calls it first, so unselected events never reach user space.
+static __always_inline bool selected(void)
+{
+	return selected_tgid(bpf_get_current_pid_tgid() >> 32, NULL);
+}
+
+// ---- emit helpers -------------------------------------------------------
+
+// Force a reader wakeup every wakeup_every events per CPU; the others are
+// submitted with BPF_RB_NO_WAKEUP, and the reader's deadline (flush
+// interval) bounds their latency. 0 leaves the choice to the kernel (wake
+// when the reader has caught up). Set from Go before load.
+volatile const __u32 wakeup_every = 64;
+
+// DEFINE_COUNTERS(prefix) defines the two per-CPU counters of a stream:
+// prefix##_emitted (key 0: events the program tried to emit) and
+// prefix##_drops (key 0: failed reserve/output calls). For every stream,
+// sum(emitted) = received + sum(drops) (+ perf's lost samples for perf
+// buffers, which perf counts itself and reports to the reader).
+#define DEFINE_COUNTERS(prefix)                                                \
+	struct {                                                               \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);                       \
+		__uint(max_entries, 1);                                        \
+		__type(key, __u32);                                            \
+		__type(value, __u64);                                          \
+	} prefix##_emitted SEC(".maps");                                       \
+	struct {                                                               \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);                       \
+		__uint(max_entries, 1);                                        \
+		__type(key, __u32);                                            \
+		__type(value, __u64);                                          \
+	} prefix##_drops SEC(".maps")
+
+// count_emit adds one to a per-CPU counter map and returns the new value
+// (0 if the map lookup failed, which cannot happen for a 1-entry array).
+static __always_inline __u64 count_one(void *map)
+{
+	__u32 zero = 0;
+	__u64 *c = bpf_map_lookup_elem(map, &zero);
+	if (!c)
+		return 0;
+	*c += 1; // per-CPU slot, and BPF programs do not nest on one CPU's slot here
+	return *c;
+}
+
+// rb_flags returns the bpf_ringbuf_submit flags for the n-th event of this CPU.
+static __always_inline __u64 rb_flags(__u64 n)
+{
+	if (wakeup_every == 0)
+		return 0;
+	if (wakeup_every == 1 || n % wakeup_every == 0)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+#endif

@@ -1,0 +1,267 @@
+// Package tracertest runs built-in tracers on the real kernel for tests,
+// with plain cilium/ebpf (no bpf.Manager or bpf readers), and starts child
+// processes that wait for the test's go-ahead before their workload, so the
+// test can select them in the filter first.
+package tracertest
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf/perf"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/ebpfrec/ebpfrec/bpf/tracers"
+	"github.com/ebpfrec/ebpfrec/bpf/tracers/common"
+	"github.com/ebpfrec/ebpfrec/internal/kerneltest"
+)
+
+const envChild = "EBPFREC_TRACERTEST_CHILD"
+
+// Workload is a child's job: it gets the arguments after the mode and
+// returns the exit code.
+type Workload func(args []string) int
+
+// Main is called from TestMain: in a child started by Start it runs the
+// workload named by the environment (after the test's go-ahead on stdin)
+// and exits; in the test process it runs the tests.
+func Main(m *testing.M, workloads map[string]Workload) {
+	if mode := os.Getenv(envChild); mode != "" {
+		w, ok := workloads[mode]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "tracertest: unknown workload %q\n", mode)
+			os.Exit(100)
+		}
+		// Tell the test we are running (our exec is complete), then wait.
+		ready := os.NewFile(3, "ready")
+		if _, err := ready.Write([]byte{1}); err != nil {
+			fmt.Fprintf(os.Stderr, "tracertest: signalling readiness: %v\n", err)
+			os.Exit(102)
+		}
+		ready.Close()
+		var b [1]byte
+		if _, err := io.ReadFull(os.Stdin, b[:]); err != nil {
+			fmt.Fprintf(os.Stderr, "tracertest: waiting for go-ahead: %v\n", err)
+			os.Exit(101)
+		}
+		os.Exit(w(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// Proc is a child process waiting for Go.
+type Proc struct {
+	Cmd   *exec.Cmd
+	PID   uint32
+	stdin io.WriteCloser
+}
+
+// Start starts the test binary as a child running workload mode with args;
+// it returns once the child runs (its exec is complete) and waits for Go
+// before doing anything.
+func Start(t testing.TB, mode string, args ...string) *Proc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), envChild+"="+mode)
+	cmd.Stdout = os.Stderr
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr, rw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.ExtraFiles = []*os.File{rw}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	rw.Close()
+	var b [1]byte
+	_, rerr := io.ReadFull(rr, b[:])
+	rr.Close()
+	if rerr != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("child %s did not start: %v", mode, rerr)
+	}
+	p := &Proc{Cmd: cmd, PID: uint32(cmd.Process.Pid), stdin: in}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return p
+}
+
+// Run lets the child run its workload and waits for it; it returns its
+// exit code.
+func (p *Proc) Run(t testing.TB) int {
+	t.Helper()
+	if _, err := p.stdin.Write([]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	p.stdin.Close()
+	err := p.Cmd.Wait()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return p.Cmd.ProcessState.ExitCode()
+}
+
+// NewFilter makes a shared filter closed at the end of the test.
+func NewFilter(t testing.TB) *common.Filter {
+	t.Helper()
+	f, err := common.NewFilter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// Load creates, loads and attaches the tracer called name with opts; it
+// is detached and closed at the end of the test. It skips the test (or
+// fails it in CI) without root, through kerneltest.Require.
+func Load(t testing.TB, name string, opts tracers.Options) tracers.Builtin {
+	t.Helper()
+	kerneltest.Require(t)
+	_ = rlimit.RemoveMemlock()
+	tr, err := tracers.New(name, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Supported(); err != nil {
+		t.Fatalf("tracer %s not supported here: %v", name, err)
+	}
+	if err := tracers.Load(tr); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	links, err := tracers.Attach(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, l := range links {
+			l.Close()
+		}
+	})
+	return tr
+}
+
+// Reader reads one stream of a loaded tracer.
+type Reader struct {
+	tr     tracers.Builtin
+	stream tracers.Stream
+	rb     *ringbuf.Reader
+	pf     *perf.Reader
+	// Lost counts the samples perf reported lost.
+	Lost uint64
+}
+
+// NewReader opens a reader on the tracer's only (or named) stream.
+func NewReader(t testing.TB, tr tracers.Builtin, stream string) *Reader {
+	t.Helper()
+	s, ok := tracers.StreamByName(tr, stream)
+	if !ok {
+		t.Fatalf("tracer %s has no stream %s", tr.Name(), stream)
+	}
+	r := &Reader{tr: tr, stream: s}
+	var err error
+	switch s.Kind {
+	case tracers.Ringbuf:
+		r.rb, err = ringbuf.NewReader(tr.Map(s.Map))
+	case tracers.Perfbuf:
+		r.pf, err = perf.NewReader(tr.Map(s.Map), 64*1024)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// Close closes the reader.
+func (r *Reader) Close() {
+	if r.rb != nil {
+		r.rb.Close()
+	}
+	if r.pf != nil {
+		r.pf.Close()
+	}
+}
+
+// Drain reads every event already in the buffer (it stops once a read
+// finds nothing within a short deadline: the events of a finished workload
+// are all in the buffer by then) and decodes them.
+func (r *Reader) Drain(t testing.TB) []tracers.Event {
+	t.Helper()
+	var out []tracers.Event
+	add := func(raw []byte) {
+		ev, err := r.tr.Decode(r.stream.Name, raw)
+		if err != nil {
+			t.Fatalf("decode %s event of %d bytes: %v", r.stream.Name, len(raw), err)
+		}
+		out = append(out, ev)
+	}
+	for {
+		deadline := time.Now().Add(100 * time.Millisecond)
+		var err error
+		if r.rb != nil {
+			var rec ringbuf.Record
+			r.rb.SetDeadline(deadline)
+			if err = r.rb.ReadInto(&rec); err == nil {
+				add(rec.RawSample)
+			}
+		} else {
+			var rec perf.Record
+			r.pf.SetDeadline(deadline)
+			if err = r.pf.ReadInto(&rec); err == nil {
+				r.Lost += rec.LostSamples
+				if rec.LostSamples == 0 {
+					add(rec.RawSample)
+				}
+			}
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Counters returns the stream's emitted and dropped counts.
+func Counters(t testing.TB, tr tracers.Builtin, stream string) (emitted, drops uint64) {
+	t.Helper()
+	s, _ := tracers.StreamByName(tr, stream)
+	var err error
+	if emitted, err = tracers.ReadCounter(tr.Map(s.EmittedCounter)); err != nil {
+		t.Fatal(err)
+	}
+	if drops, err = tracers.ReadCounter(tr.Map(s.DropCounter)); err != nil {
+		t.Fatal(err)
+	}
+	return emitted, drops
+}
+
+// CheckAccounting asserts emitted = received + drops + lost for a stream.
+func CheckAccounting(t testing.TB, tr tracers.Builtin, r *Reader, received int) {
+	t.Helper()
+	emitted, drops := Counters(t, tr, r.stream.Name)
+	if emitted != uint64(received)+drops+r.Lost {
+		t.Errorf("%s: emitted %d != received %d + drops %d + lost %d", r.stream.Name, emitted, received, drops, r.Lost)
+	}
+}
+

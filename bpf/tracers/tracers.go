@@ -1,0 +1,293 @@
+// Package tracers is the registry of ebpfrec's built-in tracers and the
+// shape they share, so that the recorder, the replayer and the exporter use
+// any of them without knowing it: its streams (which ring buffer or perf
+// event array, which loss counters), its typed events and their decoder.
+//
+// Each tracer lives in its own package under bpf/tracers/<name> and
+// registers itself in init; import bpf/tracers/all to register them all.
+//
+// A tracer's life, with plain cilium/ebpf (bpf.Manager does the same):
+//
+//	t, _ := tracers.New("exec", tracers.Options{Filter: f})
+//	_ = tracers.Load(t)          // t.Load(), then LoadAndAssign(t.BpfObjects(), MapReplacements)
+//	links, _ := tracers.Attach(t) // every program of t.Tracepoints()
+//	for _, s := range t.Streams() { m := t.Map(s.Map); ... read, t.Decode(s.Name, raw) ... }
+package tracers
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/ebpfrec/ebpfrec/bpf"
+	"github.com/ebpfrec/ebpfrec/bpf/tracers/common"
+)
+
+// StreamKind says how a stream reaches user space.
+type StreamKind int
+
+// Stream kinds.
+const (
+	Ringbuf StreamKind = iota // a BPF_MAP_TYPE_RINGBUF, read with bpf.RingbufReader
+	Perfbuf                   // a BPF_MAP_TYPE_PERF_EVENT_ARRAY, read with bpf.PerfbufReader
+)
+
+func (k StreamKind) String() string {
+	switch k {
+	case Ringbuf:
+		return "ringbuf"
+	case Perfbuf:
+		return "perf"
+	}
+	return fmt.Sprintf("StreamKind(%d)", int(k))
+}
+
+// MarshalText renders the kind as "ringbuf" or "perf" (in JSON too).
+func (k StreamKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// Stream is one output of a tracer: a ring buffer or perf event array of its
+// BPF object and the events found in it.
+type Stream struct {
+	// Name names the stream in recordings and on the command line, e.g. "exec".
+	Name string `json:"name"`
+	// Map is the name of the ring buffer or perf event array in the spec.
+	Map string `json:"map"`
+	// Kind says which reader reads Map.
+	Kind StreamKind `json:"kind"`
+	// DropCounter is a per-CPU array map whose key 0 counts, per CPU, the
+	// events the program failed to reserve (ring buffer) or output (perf).
+	DropCounter string `json:"drop_counter"`
+	// EmittedCounter is a per-CPU array map whose key 0 counts, per CPU,
+	// the events the program tried to emit. For every stream:
+	// sum(emitted) = received + sum(drops) + perf's lost samples.
+	EmittedCounter string `json:"emitted_counter"`
+	// EventType names the Go type of the stream's events, e.g. "exec.Event".
+	EventType string `json:"event_type"`
+	// Event is a zero value of that type (for schemas: see Fields).
+	Event Event `json:"-"`
+}
+
+// Event is a decoded event of a built-in tracer: a Go struct with stable
+// snake_case `json` and `parquet` tags on every field, written as is by
+// analyze (parquet-go generic writers) and printed by replay.
+type Event interface {
+	// Tracer names the tracer that produced the event.
+	Tracer() string
+	// KernelTime is bpf_ktime_get_ns() (CLOCK_MONOTONIC) at the event.
+	KernelTime() uint64
+	// PID is the process (thread group id) the event belongs to.
+	PID() uint32
+	// Comm is the process's command name, "" if the event does not carry it.
+	Comm() string
+	// AppendText appends the event's own fields as one perf-script-like
+	// line of key=value pairs (no newline), e.g. "filename=/bin/ls ppid=12 uid=0".
+	AppendText(dst []byte) []byte
+}
+
+// AppendLine appends a complete one-line rendering of ev:
+// "KTIME COMM PID TRACER: FIELDS".
+func AppendLine(dst []byte, ev Event) []byte {
+	t := ev.KernelTime()
+	dst = fmt.Appendf(dst, "%d.%09d %s %d %s: ", t/1e9, t%1e9, orDash(ev.Comm()), ev.PID(), ev.Tracer())
+	return ev.AppendText(dst)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// Builtin is a built-in tracer.
+type Builtin interface {
+	bpf.Tracer
+	// Name is the tracer's name on the command line, e.g. "exec".
+	Name() string
+	// Description says in one line what the tracer records.
+	Description() string
+	// Streams lists the tracer's outputs.
+	Streams() []Stream
+	// AttachPoints lists where the tracer attaches, for humans
+	// (e.g. "tp_btf/sched_process_exec").
+	AttachPoints() []string
+	// Supported returns nil if this kernel can run the tracer, or an error
+	// saying what is missing (a tracepoint, BTF, an unmounted tracefs).
+	Supported() error
+	// Decode decodes one raw event of the named stream. It never panics:
+	// short or malformed input gives an error wrapping a bpf decoder error.
+	Decode(stream string, raw []byte) (Event, error)
+	// MapReplacements are the maps to pass as
+	// ebpf.CollectionOptions.MapReplacements when loading the tracer: the
+	// recording's shared filter maps (empty without a shared filter).
+	MapReplacements() map[string]*ebpf.Map
+	// Map returns a map of the loaded object by its name in the spec (a
+	// stream's Map, DropCounter or EmittedCounter), nil before load.
+	Map(name string) *ebpf.Map
+	// Close releases the loaded objects and every closer added.
+	Close() error
+}
+
+// DefaultWakeupEvery is the default of Options.WakeupEvery.
+const DefaultWakeupEvery = 64
+
+// Options configure a built-in tracer.
+type Options struct {
+	// Filter is the recording's shared process filter (common.NewFilter).
+	// Without one, the tracer uses its own filter maps, once loaded.
+	Filter *common.Filter
+	// WakeupEvery forces a reader wakeup every WakeupEvery events per CPU
+	// (ring buffer tracers); the others are submitted without wakeup and the
+	// reader's flush deadline bounds their latency. 0 means
+	// DefaultWakeupEvery; 1 wakes the reader on every event.
+	WakeupEvery uint32
+	// RingbufSize overrides the size in bytes of ring buffer streams (a
+	// power of two, multiple of the page size); 0 keeps the default.
+	RingbufSize uint32
+}
+
+// Constructor makes a tracer.
+type Constructor func(Options) (Builtin, error)
+
+var (
+	regMu    sync.RWMutex
+	registry = map[string]Constructor{}
+)
+
+// Register makes a tracer available under name. It panics if name is
+// taken, as it is called from init.
+func Register(name string, c Constructor) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	if _, ok := registry[name]; ok {
+		panic("tracers: " + name + " registered twice")
+	}
+	registry[name] = c
+}
+
+// Names returns the registered tracers' names, sorted.
+func Names() []string {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ErrUnknownTracer is wrapped by the error New returns for an unknown name.
+var ErrUnknownTracer = errors.New("unknown tracer")
+
+// UnknownTracerError names an unknown tracer and lists the known ones.
+type UnknownTracerError struct {
+	Name  string
+	Known []string
+}
+
+func (e *UnknownTracerError) Error() string {
+	return fmt.Sprintf("unknown tracer %q (known tracers: %s)", e.Name, strings.Join(e.Known, ", "))
+}
+
+// Unwrap returns ErrUnknownTracer.
+func (e *UnknownTracerError) Unwrap() error { return ErrUnknownTracer }
+
+// New makes the tracer called name. It needs no privileges: nothing is
+// loaded until Load.
+func New(name string, opts Options) (Builtin, error) {
+	regMu.RLock()
+	c, ok := registry[name]
+	regMu.RUnlock()
+	if !ok {
+		return nil, &UnknownTracerError{Name: name, Known: Names()}
+	}
+	return c(opts)
+}
+
+// All makes every registered tracer, in Names order.
+func All(opts Options) ([]Builtin, error) {
+	var out []Builtin
+	for _, n := range Names() {
+		t, err := New(n, opts)
+		if err != nil {
+			return nil, fmt.Errorf("tracer %s: %w", n, err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// Field describes one field of an event type.
+type Field struct {
+	Name string `json:"name"` // the json/parquet name
+	Type string `json:"type"` // the Go type
+	Doc  string `json:"doc,omitempty"`
+}
+
+// Fields lists the fields of an event type (from a value such as
+// Stream.Event), by their json tags, with the `doc` tag as documentation.
+func Fields(ev Event) []Field {
+	t := reflect.TypeOf(ev)
+	if t == nil {
+		return nil
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var out []Field
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out = append(out, Field{Name: name, Type: f.Type.String(), Doc: f.Tag.Get("doc")})
+	}
+	return out
+}
+
+// FieldValues returns the fields of ev by their json names (for bpf.Span).
+func FieldValues(ev Event) map[string]any {
+	v := reflect.ValueOf(ev)
+	for v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return nil
+		}
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return nil
+	}
+	t := v.Type()
+	out := make(map[string]any, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = v.Field(i).Interface()
+	}
+	return out
+}
