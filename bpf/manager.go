@@ -330,7 +330,11 @@ func (m *Manager) LoadCollection(name string, opts *ebpf.CollectionOptions) (*eb
 	}
 	for _, mn := range sortedKeys(coll.Maps) {
 		full := name + "/" + mn
-		if err := m.maps.register(full, coll.Maps[mn], false); err != nil {
+		pin := ""
+		if ms := spec.Maps[mn]; ms != nil && ms.Pinning == ebpf.PinByName && o.Maps.PinPath != "" {
+			pin = filepath.Join(o.Maps.PinPath, ms.Name)
+		}
+		if err := m.maps.register(full, coll.Maps[mn], false, pin); err != nil {
 			m.log.Warn("collection map not registered", "map", full, "error", err)
 			continue
 		}

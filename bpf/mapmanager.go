@@ -77,7 +77,9 @@ type MapInfo struct {
 	ValueSize  uint32
 	MaxEntries uint32
 	Flags      uint32
-	// Pinned says whether the map is pinned in bpffs, and PinPath where.
+	// Pinned says whether the map is pinned in bpffs, and PinPath where
+	// (empty if the map was registered already pinned at a path the
+	// manager does not know).
 	Pinned  bool
 	PinPath string
 }
@@ -262,13 +264,14 @@ func (m *MapManager) removeLocked(name string) {
 // or a name already in use, is logged and ignored (the seed's signature has
 // no error); use GetMap to check.
 func (m *MapManager) RegisterMap(name string, mp *ebpf.Map) {
-	if err := m.register(name, mp, true); err != nil {
+	if err := m.register(name, mp, true, ""); err != nil {
 		m.log.Warn("RegisterMap ignored", "name", name, "error", err)
 	}
 }
 
-// register adds mp under name; owned says whether the manager closes it.
-func (m *MapManager) register(name string, mp *ebpf.Map, owned bool) error {
+// register adds mp under name; owned says whether the manager closes it,
+// pinPath where it is pinned (if known; not by this manager).
+func (m *MapManager) register(name string, mp *ebpf.Map, owned bool, pinPath string) error {
 	if mp == nil {
 		return fmt.Errorf("bpf: register map %q: nil map: %w", name, ErrInvalidName)
 	}
@@ -283,13 +286,7 @@ func (m *MapManager) register(name string, mp *ebpf.Map, owned bool) error {
 	if _, ok := m.maps[name]; ok {
 		return fmt.Errorf("bpf: register map %q: %w", name, ErrAlreadyExists)
 	}
-	mm := &managedMap{m: mp, owned: owned}
-	if mp.IsPinned() {
-		// cilium/ebpf pinned it (e.g. a collection map with PinByName);
-		// the path is not exposed, only that it is pinned.
-		mm.pinPath = "(pinned)"
-	}
-	m.addLocked(name, mm)
+	m.addLocked(name, &managedMap{m: mp, owned: owned, pinPath: pinPath})
 	return nil
 }
 
