@@ -1,0 +1,97 @@
+// Package exit is the built-in tracer of process exits: one event when the
+// last thread of a process exits, from the sched_process_exit BTF
+// tracepoint, emitted through a perf event array.
+package exit
+
+import (
+	"context"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/ebpfrec/ebpfrec/bpf"
+	"github.com/ebpfrec/ebpfrec/bpf/tracers"
+)
+
+// Name is the tracer's name.
+const Name = "exit"
+
+// Stream name and maps.
+const (
+	StreamExit  = "exit"
+	MapEvents   = "exit_events"
+	MapDrops    = "exit_drops"
+	MapEmitted  = "exit_emitted"
+	attachPoint = "sched_process_exit"
+)
+
+// Tracer records process exits.
+type Tracer struct {
+	tracers.Base
+	objs bpfObjects
+}
+
+var _ tracers.Builtin = (*Tracer)(nil)
+
+func init() {
+	tracers.Register(Name, func(o tracers.Options) (tracers.Builtin, error) { return New(o), nil })
+}
+
+// New returns the exit tracer (nothing is loaded yet).
+func New(opts tracers.Options) *Tracer {
+	t := &Tracer{}
+	t.Init(opts, &t.objs, []tracers.Stream{{
+		Name:           StreamExit,
+		Map:            MapEvents,
+		Kind:           tracers.Perfbuf,
+		DropCounter:    MapDrops,
+		EmittedCounter: MapEmitted,
+		EventType:      "exit.Event",
+		Event:          &Event{},
+	}})
+	return t
+}
+
+// Name returns "exit".
+func (t *Tracer) Name() string { return Name }
+
+// Description says what the tracer records.
+func (t *Tracer) Description() string {
+	return "process exits: pid, ppid, exit code, signal, lifetime (perf buffer)"
+}
+
+// AttachPoints lists where the tracer attaches.
+func (t *Tracer) AttachPoints() []string { return []string{"tp_btf/" + attachPoint} }
+
+// Supported checks for BTF and the sched_process_exit tracepoint.
+func (t *Tracer) Supported() error { return tracers.CheckBTFTracepoint(attachPoint) }
+
+// Load returns the tracer's spec with its options applied.
+func (t *Tracer) Load() (*ebpf.CollectionSpec, error) {
+	spec, err := loadBpf()
+	if err != nil {
+		return nil, err
+	}
+	return t.PrepareSpec(spec, t.Constants())
+}
+
+// Tracepoints returns the program to attach, by tracepoint name (tp_btf).
+func (t *Tracer) Tracepoints() map[string]bpf.ProbeDesc {
+	return map[string]bpf.ProbeDesc{attachPoint: {Required: true, Start: t.objs.ExitSchedProcessExit}}
+}
+
+// Decode decodes an event of the exit stream.
+func (t *Tracer) Decode(stream string, raw []byte) (tracers.Event, error) {
+	if stream != StreamExit {
+		return nil, tracers.UnknownStream(Name, stream)
+	}
+	ev := &Event{}
+	if err := Decode(raw, ev); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// Run reads and decodes the tracer's events into out until ctx ends.
+func (t *Tracer) Run(ctx context.Context, ectx *bpf.EventContext, out *bpf.Queue[[]bpf.Span]) {
+	tracers.Run(ctx, t, ectx, out)
+}
