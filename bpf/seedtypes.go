@@ -121,22 +121,34 @@ type Span struct {
 
 // Queue is a small fan-out queue between a Tracer and its consumers
 // (msg.Queue): every subscriber receives every item sent after it
-// subscribed. Send blocks while a subscriber's channel is full, so a slow
-// consumer applies back-pressure instead of losing items; Close closes every
-// subscriber's channel.
+// subscribed, in the order sent. Send blocks while a subscriber's channel is
+// full, so a slow consumer applies back-pressure instead of losing items;
+// the wait ends when the Send's context ends or the queue is closed. Close
+// closes every subscriber's channel. All methods are safe for concurrent
+// use.
 type Queue[T any] struct {
-	mu     sync.Mutex
+	mu     sync.Mutex // serializes Sends, so all subscribers see one order
 	subs   []chan T
 	size   int
 	closed bool
+
+	doneOnce  sync.Once
+	done      chan struct{} // closed by Close, to release a blocked Send
+	closeOnce sync.Once
 }
 
 // NewQueue returns a queue whose subscribers have channels of capacity size.
 func NewQueue[T any](size int) *Queue[T] {
-	return &Queue[T]{size: size}
+	return &Queue[T]{size: max(size, 0)}
 }
 
-// Subscribe returns a channel that receives every later item.
+func (q *Queue[T]) doneCh() chan struct{} {
+	q.doneOnce.Do(func() { q.done = make(chan struct{}) })
+	return q.done
+}
+
+// Subscribe returns a channel that receives every later item. On a closed
+// queue it returns a closed channel.
 func (q *Queue[T]) Subscribe() <-chan T {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -149,10 +161,10 @@ func (q *Queue[T]) Subscribe() <-chan T {
 	return ch
 }
 
-// Send delivers item to every subscriber, or gives up when ctx ends. It
-// returns false if the item was not delivered to all (ctx ended or the
-// queue is closed).
+// Send delivers item to every subscriber, or gives up when ctx ends or the
+// queue is closed. It returns false if the item was not delivered to all.
 func (q *Queue[T]) Send(ctx context.Context, item T) bool {
+	done := q.doneCh()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
@@ -163,13 +175,17 @@ func (q *Queue[T]) Send(ctx context.Context, item T) bool {
 		case ch <- item:
 		case <-ctx.Done():
 			return false
+		case <-done:
+			return false
 		}
 	}
 	return true
 }
 
-// Close closes every subscriber's channel. Later Sends return false.
+// Close closes every subscriber's channel, first releasing a Send blocked
+// on a full subscriber. Later Sends return false. Close is idempotent.
 func (q *Queue[T]) Close() {
+	q.closeOnce.Do(func() { close(q.doneCh()) })
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
