@@ -56,9 +56,6 @@ func TestExecKnownWorkload(t *testing.T) {
 	f := tracertest.NewFilter(t)
 	tr := tracertest.Load(t, exec.Name, tracers.Options{Filter: f, WakeupEvery: 4})
 	rd := tracertest.NewReader(t, tr, exec.StreamExec)
-	if err := f.Restrict(); err != nil {
-		t.Fatal(err)
-	}
 	if err := f.Follow(); err != nil {
 		t.Fatal(err)
 	}

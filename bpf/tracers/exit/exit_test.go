@@ -36,9 +36,6 @@ func TestExitKnownWorkload(t *testing.T) {
 	f := tracertest.NewFilter(t)
 	tr := tracertest.Load(t, exit.Name, tracers.Options{Filter: f})
 	rd := tracertest.NewReader(t, tr, exit.StreamExit)
-	if err := f.Restrict(); err != nil {
-		t.Fatal(err)
-	}
 	if err := f.Follow(); err != nil {
 		t.Fatal(err)
 	}

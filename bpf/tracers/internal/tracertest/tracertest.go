@@ -124,14 +124,20 @@ func (p *Proc) Run(t testing.TB) int {
 	return p.Cmd.ProcessState.ExitCode()
 }
 
-// NewFilter makes a shared filter closed at the end of the test.
+// NewFilter makes a shared filter, closed at the end of the test, that
+// selects nothing until the test allows a process (Restrict).
 func NewFilter(t testing.TB) *common.Filter {
 	t.Helper()
+	kerneltest.Require(t)
+	_ = rlimit.RemoveMemlock()
 	f, err := common.NewFilter()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
+	if err := f.Restrict(); err != nil {
+		t.Fatal(err)
+	}
 	return f
 }
 
