@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/ebpfrec/ebpfrec/bpf/testdata"
 )
 
@@ -94,7 +96,26 @@ func symbolFileOffset(path, name string) (uint64, error) {
 func TestManagerAttachUprobe(t *testing.T) {
 	m := newTestManager(t)
 	bin, off := buildUprobeTarget(t)
+	for _, c := range []struct {
+		name, section string
+		attachType    ebpf.AttachType
+		typ           ProgramType
+	}{
+		{"uprobe", "uprobe", ebpf.AttachNone, ProgramUprobe},
+		{"uretprobe", "uretprobe", ebpf.AttachNone, ProgramUretprobe},
+		{"uprobe_multi", "uprobe.multi", ebpf.AttachTraceUprobeMulti, ProgramUprobe},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			testUprobe(t, m, c.name, bin, off, func(ps *ebpf.ProgramSpec) {
+				ps.SectionName, ps.AttachType = c.section, c.attachType
+			}, c.typ)
+		})
+	}
+}
 
+// testUprobe runs bin so that it calls target() a known number of times
+// with count_uprobe, adjusted by tweak, attached as collection coll.
+func testUprobe(t *testing.T, m *Manager, coll, bin string, off uint64, tweak func(*ebpf.ProgramSpec), typ ProgramType) {
 	const calls = 29
 	cmd := exec.Command(bin, fmt.Sprint(calls))
 	stdin, err := cmd.StdinPipe()
@@ -113,29 +134,37 @@ func TestManagerAttachUprobe(t *testing.T) {
 		}
 	}()
 
-	// Load a copy of the test program that selects the child.
-	if err := m.LoadSpec("up", mgrTestSpec(t, cmd.Process.Pid)); err != nil {
+	// Load a copy of the test program that selects the child (which waits
+	// for a byte on stdin before calling target).
+	spec := mgrTestSpec(t, cmd.Process.Pid)
+	for name := range spec.Programs {
+		if name != testdata.TestprogProgCountUprobe {
+			delete(spec.Programs, name)
+		}
+	}
+	tweak(spec.Programs[testdata.TestprogProgCountUprobe])
+	if err := m.LoadSpec(coll, spec); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.LoadCollection("up", nil); err != nil {
+	if _, err := m.LoadCollection(coll, nil); err != nil {
 		t.Fatal(err)
 	}
-	l, err := m.AttachUprobe("up", testdata.TestprogProgCountUprobe, bin, off)
+	l, err := m.AttachUprobe(coll, testdata.TestprogProgCountUprobe, bin, off)
 	if err != nil {
 		t.Fatal(err)
 	}
-	linkName := fmt.Sprintf("up/count_uprobe@%s:%#x", bin, off)
+	linkName := fmt.Sprintf("%s/count_uprobe@%s:%#x", coll, bin, off)
 	var found bool
 	for _, p := range m.ListPrograms() {
-		if p.Name == "up/count_uprobe" {
+		if p.Name == coll+"/count_uprobe" {
 			found = true
-			if p.AttachPoint != linkName || p.Type != ProgramUprobe {
-				t.Errorf("ListPrograms: %+v, want attach point %q", p, linkName)
+			if p.AttachPoint != linkName || p.Type != typ {
+				t.Errorf("ListPrograms: %+v, want attach point %q, type %q", p, linkName, typ)
 			}
 		}
 	}
 	if !found {
-		t.Error("up/count_uprobe not listed")
+		t.Errorf("%s/count_uprobe not listed", coll)
 	}
 	id := linkID(t, l)
 
@@ -147,18 +176,18 @@ func TestManagerAttachUprobe(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("child: %v", err)
 	}
-	if got := readCounter(t, m.MapManager(), "up/counters", mgrSlotUprobe); got != calls {
-		t.Errorf("uprobe counted %d calls, want %d (child printed %q)", got, calls, out.String())
+	if got := readCounter(t, m.MapManager(), coll+"/counters", mgrSlotUprobe); got != calls {
+		t.Errorf("counted %d calls, want %d (child printed %q)", got, calls, out.String())
 	}
 
 	if err := m.DetachLink(linkName); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := kernelLinks(t)[id]; ok {
-		t.Errorf("uprobe link %d still in the kernel after DetachLink", id)
+		t.Errorf("link %d still in the kernel after DetachLink", id)
 	}
 
-	if _, err := m.AttachUprobe("up", testdata.TestprogProgCountUprobe, filepath.Join(t.TempDir(), "missing"), off); !errors.Is(err, os.ErrNotExist) {
+	if _, err := m.AttachUprobe(coll, testdata.TestprogProgCountUprobe, filepath.Join(t.TempDir(), "missing"), off); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("uprobe on a missing file: %v, want os.ErrNotExist", err)
 	}
 	if m.Stats().LinksActive != 0 {
