@@ -552,3 +552,42 @@ func TestManagerFentry(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestManagerConfigApplied checks that BTFPath and LogLevel reach the
+// loader: a bad BTF path fails the load, a good one loads, and LogLevel 1
+// keeps the verifier log of a successful load.
+func TestManagerConfigApplied(t *testing.T) {
+	kerneltest.Require(t)
+	cfg := DefaultManagerConfig()
+	cfg.PinPath = ""
+	cfg.BTFPath = filepath.Join(t.TempDir(), "missing.btf")
+	m, err := NewManager(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop(context.Background())
+	if err := m.LoadSpec("t", mgrTestSpec(t, os.Getpid())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.LoadCollection("t", nil); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "missing.btf") {
+		t.Errorf("load with a missing BTF file: %v", err)
+	}
+
+	cfg.BTFPath = "/sys/kernel/btf/vmlinux"
+	cfg.LogLevel = 1
+	m2, err := NewManager(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Stop(context.Background())
+	if err := m2.LoadSpec("t", mgrTestSpec(t, os.Getpid())); err != nil {
+		t.Fatal(err)
+	}
+	coll, err := m2.LoadCollection("t", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if log := coll.Programs[testdata.TestprogProgRbGetppid].VerifierLog; log == "" {
+		t.Error("LogLevel 1 kept no verifier log")
+	}
+}
