@@ -1,0 +1,424 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Record header, little endian:
+//
+//	0:4   total length of the record (header + stored body)
+//	4:8   CRC-32C (Castagnoli) of bytes 8:total
+//	8     record type (recBatch, recLoss)
+//	9     flags (flagZstd, flagOneTime, flagOneCPU, flagNoLost)
+//	10    kind (Kind)
+//	11    reserved, 0
+//	12:20 sequence number
+//	20:22 stream number (index into Meta.Streams)
+//	22:24 reserved, 0
+//	24:28 event count
+//	28:32 body length before compression
+//
+// Batch body: KernelLost, RingbufDropped, UserDropped as uvarints; the
+// timestamp shared by all events (varint ns) if flagOneTime; the CPU shared
+// by all events (varint) if flagOneCPU; then for each event: the timestamp
+// delta from the previous event (varint ns, the first from 0) unless
+// flagOneTime, the CPU (varint) unless flagOneCPU, Lost (uvarint) unless
+// flagNoLost, the raw length (uvarint) and the raw bytes.
+//
+// Loss body: time (varint ns) and the three counters (uvarints).
+//
+// A zero time.Time is stored as math.MinInt64 nanoseconds. Timestamps are
+// exact (time.Time.Equal holds) for years 1678 to 2261.
+const (
+	headerSize = 32
+
+	recBatch = 1
+	recLoss  = 2
+
+	flagZstd    = 1 << 0
+	flagOneTime = 1 << 1
+	flagOneCPU  = 1 << 2
+	flagNoLost  = 1 << 3
+	knownFlags  = flagZstd | flagOneTime | flagOneCPU | flagNoLost
+
+	// maxBody caps the decoded size of one record: a batch larger than this
+	// is refused by Append, and a record claiming more is corrupt.
+	maxBody = 256 << 20
+
+	// compressMin is the smallest body worth trying to compress.
+	compressMin = 256
+
+	zeroTimeNS = math.MinInt64
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func timeNS(t time.Time) int64 {
+	if t.IsZero() {
+		return zeroTimeNS
+	}
+	return t.UnixNano()
+}
+
+func nsTime(ns int64) time.Time {
+	if ns == zeroTimeNS {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+var (
+	zencOnce sync.Once
+	zenc     *zstd.Encoder
+	zdecOnce sync.Once
+	zdec     *zstd.Decoder
+)
+
+// encoderZstd returns the shared zstd encoder (EncodeAll is safe for
+// concurrent use and reuses its internal state).
+func encoderZstd() *zstd.Encoder {
+	zencOnce.Do(func() {
+		zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
+			zstd.WithEncoderConcurrency(1), zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false))
+	})
+	return zenc
+}
+
+// decoderZstd returns the shared zstd decoder (DecodeAll is safe for
+// concurrent use); memory is capped at maxBody.
+func decoderZstd() *zstd.Decoder {
+	zdecOnce.Do(func() {
+		zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderMaxMemory(maxBody), zstd.WithDecodeAllCapLimit(true))
+	})
+	return zdec
+}
+
+// batchStats is what encoding a batch learns about it.
+type batchStats struct {
+	payload    uint64 // raw bytes
+	perfLost   uint64 // sum of Event.Lost
+	minT, maxT int64  // event timestamps (valid if events > 0)
+}
+
+// appendBatchRecord appends the record of b to dst. scratch is a reusable
+// buffer for the uncompressed body; both are returned grown.
+func appendBatchRecord(dst, scratch []byte, b *Batch, stream uint16, compress bool) (out, scratchOut []byte, st batchStats, err error) {
+	var flags byte = flagOneTime | flagOneCPU | flagNoLost
+	st.minT, st.maxT = math.MaxInt64, math.MinInt64
+	var t0 int64
+	cpu0 := 0
+	for i := range b.Events {
+		e := &b.Events[i]
+		ns := timeNS(e.Timestamp)
+		if i == 0 {
+			t0, cpu0 = ns, e.CPU
+		}
+		if ns != t0 {
+			flags &^= flagOneTime
+		}
+		if e.CPU != cpu0 {
+			flags &^= flagOneCPU
+		}
+		if e.Lost != 0 {
+			flags &^= flagNoLost
+		}
+		if ns < st.minT {
+			st.minT = ns
+		}
+		if ns > st.maxT {
+			st.maxT = ns
+		}
+		st.payload += uint64(len(e.Raw))
+		st.perfLost += e.Lost
+	}
+	body := scratch[:0]
+	body = binary.AppendUvarint(body, b.Loss.KernelLost)
+	body = binary.AppendUvarint(body, b.Loss.RingbufDropped)
+	body = binary.AppendUvarint(body, b.Loss.UserDropped)
+	if flags&flagOneTime != 0 {
+		body = binary.AppendVarint(body, t0)
+	}
+	if flags&flagOneCPU != 0 {
+		body = binary.AppendVarint(body, int64(cpu0))
+	}
+	var prev int64
+	for i := range b.Events {
+		e := &b.Events[i]
+		if flags&flagOneTime == 0 {
+			ns := timeNS(e.Timestamp)
+			body = binary.AppendVarint(body, ns-prev) // wraps, and unwraps on decode
+			prev = ns
+		}
+		if flags&flagOneCPU == 0 {
+			body = binary.AppendVarint(body, int64(e.CPU))
+		}
+		if flags&flagNoLost == 0 {
+			body = binary.AppendUvarint(body, e.Lost)
+		}
+		body = binary.AppendUvarint(body, uint64(len(e.Raw)))
+		body = append(body, e.Raw...)
+		if len(body) > maxBody {
+			return dst, body, st, fmt.Errorf("store: batch of stream %q is larger than %d MiB", b.Stream, maxBody>>20)
+		}
+	}
+	if len(b.Events) > math.MaxUint32 {
+		return dst, body, st, errors.New("store: too many events in one batch")
+	}
+	out = appendRecord(dst, recBatch, flags, byte(b.Kind), b.Seq, stream, uint32(len(b.Events)), body, compress)
+	return out, body, st, nil
+}
+
+// appendLossRecord appends the record of a loss point to dst.
+func appendLossRecord(dst []byte, p *LossPoint, stream uint16) []byte {
+	var body [4 * binary.MaxVarintLen64]byte
+	n := binary.PutVarint(body[:], timeNS(p.Time))
+	n += binary.PutUvarint(body[n:], p.Loss.KernelLost)
+	n += binary.PutUvarint(body[n:], p.Loss.RingbufDropped)
+	n += binary.PutUvarint(body[n:], p.Loss.UserDropped)
+	return appendRecord(dst, recLoss, 0, 0, p.Seq, stream, 0, body[:n], false)
+}
+
+func appendRecord(dst []byte, typ, flags, kind byte, seq uint64, stream uint16, events uint32, body []byte, compress bool) []byte {
+	start := len(dst)
+	var h [headerSize]byte
+	dst = append(dst, h[:]...)
+	stored := false
+	if compress && len(body) >= compressMin {
+		dst = encoderZstd().EncodeAll(body, dst)
+		if len(dst)-start-headerSize < len(body)-len(body)/16 {
+			flags |= flagZstd
+			stored = true
+		} else {
+			dst = dst[:start+headerSize]
+		}
+	}
+	if !stored {
+		dst = append(dst, body...)
+	}
+	r := dst[start:]
+	binary.LittleEndian.PutUint32(r[0:], uint32(len(r)))
+	r[8], r[9], r[10] = typ, flags, kind
+	binary.LittleEndian.PutUint64(r[12:], seq)
+	binary.LittleEndian.PutUint16(r[20:], stream)
+	binary.LittleEndian.PutUint32(r[24:], events)
+	binary.LittleEndian.PutUint32(r[28:], uint32(len(body)))
+	binary.LittleEndian.PutUint32(r[4:], crc32.Checksum(r[8:], castagnoli))
+	return dst
+}
+
+// recHeader is a parsed record header.
+type recHeader struct {
+	length  uint32
+	typ     byte
+	flags   byte
+	kind    Kind
+	seq     uint64
+	stream  uint16
+	events  uint32
+	bodyLen uint32
+}
+
+// parseHeader parses the first headerSize bytes of a record, without
+// checking the CRC. It checks what can be checked without the body.
+func parseHeader(b []byte) (recHeader, error) {
+	if len(b) < headerSize {
+		return recHeader{}, errors.New("truncated record header")
+	}
+	h := recHeader{
+		length:  binary.LittleEndian.Uint32(b[0:]),
+		typ:     b[8],
+		flags:   b[9],
+		kind:    Kind(b[10]),
+		seq:     binary.LittleEndian.Uint64(b[12:]),
+		stream:  binary.LittleEndian.Uint16(b[20:]),
+		events:  binary.LittleEndian.Uint32(b[24:]),
+		bodyLen: binary.LittleEndian.Uint32(b[28:]),
+	}
+	if h.length < headerSize || h.length > headerSize+maxBody {
+		return h, fmt.Errorf("bad record length %d", h.length)
+	}
+	return h, nil
+}
+
+// decoder decodes records, reusing its buffers: what it returns is valid
+// until its next call.
+type decoder struct {
+	body   []byte
+	events []Event
+}
+
+// decodeRecord checks and decodes one whole record. For a batch it fills b
+// (b.Stream is left to the caller, which maps the stream number); for a
+// loss point it fills p. Raw slices alias rec or the decoder's buffer.
+func (d *decoder) decodeRecord(rec []byte, b *Batch, p *LossPoint) (recHeader, error) {
+	h, err := parseHeader(rec)
+	if err != nil {
+		return h, err
+	}
+	if int(h.length) != len(rec) {
+		return h, fmt.Errorf("record length %d does not match %d bytes read", h.length, len(rec))
+	}
+	if got, want := crc32.Checksum(rec[8:], castagnoli), binary.LittleEndian.Uint32(rec[4:]); got != want {
+		return h, errCRC
+	}
+	if h.flags&^knownFlags != 0 || rec[11] != 0 || rec[22] != 0 || rec[23] != 0 {
+		return h, fmt.Errorf("unknown flags %#x (written by a newer version?)", h.flags)
+	}
+	if h.bodyLen > maxBody {
+		return h, fmt.Errorf("body length %d too large", h.bodyLen)
+	}
+	body := rec[headerSize:]
+	if h.flags&flagZstd != 0 {
+		// The CRC matched, so bodyLen is what the writer said; still cap the
+		// allocation by it and by maxBody.
+		if cap(d.body) < int(h.bodyLen) {
+			d.body = make([]byte, 0, h.bodyLen)
+		}
+		out, err := decoderZstd().DecodeAll(body, d.body[:0])
+		if err != nil {
+			return h, fmt.Errorf("zstd: %v", err)
+		}
+		if len(out) != int(h.bodyLen) {
+			return h, fmt.Errorf("decompressed %d bytes, header says %d", len(out), h.bodyLen)
+		}
+		d.body = out[:0] // reused by the next record
+		body = out
+	} else if len(body) != int(h.bodyLen) {
+		return h, fmt.Errorf("body length %d, header says %d", len(body), h.bodyLen)
+	}
+	switch h.typ {
+	case recBatch:
+		return h, d.decodeBatch(h, body, b)
+	case recLoss:
+		if h.events != 0 || h.flags != 0 {
+			return h, errors.New("bad loss record header")
+		}
+		r := reader{b: body}
+		p.Seq = h.seq
+		p.Time = nsTime(r.varint())
+		p.Loss.KernelLost = r.uvarint()
+		p.Loss.RingbufDropped = r.uvarint()
+		p.Loss.UserDropped = r.uvarint()
+		if r.err != nil {
+			return h, r.err
+		}
+		if len(r.b) != 0 {
+			return h, fmt.Errorf("%d trailing bytes", len(r.b))
+		}
+		return h, nil
+	}
+	return h, fmt.Errorf("unknown record type %d (written by a newer version?)", h.typ)
+}
+
+func (d *decoder) decodeBatch(h recHeader, body []byte, b *Batch) error {
+	r := reader{b: body}
+	b.Seq = h.seq
+	b.Kind = h.kind
+	b.Loss.KernelLost = r.uvarint()
+	b.Loss.RingbufDropped = r.uvarint()
+	b.Loss.UserDropped = r.uvarint()
+	var t0 int64
+	var cpu0 int64
+	if h.flags&flagOneTime != 0 {
+		t0 = r.varint()
+	}
+	if h.flags&flagOneCPU != 0 {
+		cpu0 = r.varint()
+	}
+	if r.err != nil {
+		return r.err
+	}
+	// Every event takes at least one byte: cap the count by the body.
+	if int64(h.events) > int64(len(r.b)) {
+		return fmt.Errorf("event count %d exceeds the %d bytes of the body", h.events, len(r.b))
+	}
+	n := int(h.events)
+	if cap(d.events) < n {
+		d.events = make([]Event, n)
+	}
+	evs := d.events[:n]
+	tOne := nsTime(t0)
+	var prev int64
+	for i := range evs {
+		e := &evs[i]
+		if h.flags&flagOneTime != 0 {
+			e.Timestamp = tOne
+		} else {
+			prev += r.varint()
+			e.Timestamp = nsTime(prev)
+		}
+		if h.flags&flagOneCPU != 0 {
+			e.CPU = int(cpu0)
+		} else {
+			e.CPU = int(r.varint())
+		}
+		if h.flags&flagNoLost != 0 {
+			e.Lost = 0
+		} else {
+			e.Lost = r.uvarint()
+		}
+		e.Raw = r.bytes(r.uvarint())
+		if r.err != nil {
+			return fmt.Errorf("event %d: %v", i, r.err)
+		}
+	}
+	if len(r.b) != 0 {
+		return fmt.Errorf("%d trailing bytes after %d events", len(r.b), n)
+	}
+	b.Events = evs
+	return nil
+}
+
+// reader reads varints from a byte slice; the first error sticks.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errors.New("bad or truncated varint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errors.New("bad or truncated varint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) bytes(n uint64) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)) {
+		r.err = fmt.Errorf("length %d exceeds the %d bytes left", n, len(r.b))
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}

@@ -1,0 +1,654 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"math"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// ReaderOptions select what a Reader delivers.
+type ReaderOptions struct {
+	// Streams, if not empty, selects batches and loss points of these
+	// streams only.
+	Streams []string
+	// From and To, if not zero, select the batches whose event time span
+	// overlaps [From, To) (a batch is always delivered whole) and the loss
+	// points in [From, To). Batches without events are not selected by a
+	// time range.
+	From, To time.Time
+	// OnLoss, if set, receives the loss points of the selected streams in
+	// recorded order, interleaved with Next's batches.
+	OnLoss func(LossPoint)
+}
+
+// SegmentInfo describes one segment file of a recording.
+type SegmentInfo struct {
+	// Index is the segment's number; Path its file.
+	Index int    `json:"index"`
+	Path  string `json:"path"`
+	// Size is the file size in bytes.
+	Size int64 `json:"size"`
+	// Closed says the writer closed the segment (its Summary is set).
+	Closed bool `json:"closed"`
+	// Summary is the summary written at close (nil if not closed).
+	Summary *SegmentSummary `json:"summary,omitempty"`
+	// Meta is the segment's metadata (zero if unreadable).
+	Meta Meta `json:"-"`
+	// Skipped, if not empty, says why the segment is not read.
+	Skipped string `json:"skipped,omitempty"`
+	// BeingWritten says a writer holds the segment open.
+	BeingWritten bool `json:"being_written,omitempty"`
+
+	deleted *Deleted
+	err     error // why the segment cannot be read (also in Skipped)
+}
+
+// CorruptError reports damaged data. It is not terminal: the Reader skips
+// the damaged part and the next call of Next goes on with the intact data.
+type CorruptError struct {
+	// Segment is the segment's index.
+	Segment int
+	// Seq is the sequence number of the damaged record, or of the last good
+	// one before it when After is set, or 0 if unknown.
+	Seq   uint64
+	After bool
+	// Err says what is wrong.
+	Err error
+}
+
+func (e *CorruptError) Error() string {
+	switch {
+	case e.Seq != 0 && e.After:
+		return fmt.Sprintf("store: %s: after batch %d: %v", segName(e.Segment), e.Seq, e.Err)
+	case e.Seq != 0:
+		return fmt.Sprintf("store: %s: batch %d: %v", segName(e.Segment), e.Seq, e.Err)
+	}
+	return fmt.Sprintf("store: %s: %v", segName(e.Segment), e.Err)
+}
+
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// Reader iterates the batches of a recording in recorded order. It reads
+// closed segments and segments left unclosed by a writer that stopped; a
+// segment still locked by its writer is skipped (see Segments). A Reader is
+// not safe for concurrent use.
+type Reader struct {
+	dir     string
+	opts    ReaderOptions
+	streams map[string]bool
+	segs    []SegmentInfo
+	meta    Meta
+	deleted *Deleted
+
+	next int // index in segs of the next segment to open
+	cur  *openSeg
+
+	seek    int64 // seek time (ns) while seeking, else math.MinInt64
+	from    int64
+	to      int64
+	batch   Batch
+	loss    LossPoint
+	dec     decoder
+	rec     []byte
+	lastSeq uint64
+}
+
+// openSeg is the segment being read.
+type openSeg struct {
+	info    *SegmentInfo
+	db      *bolt.DB
+	tx      *bolt.Tx
+	names   []string // stream names by number
+	kinds   []Kind
+	log     logStream
+	started bool
+}
+
+// Open opens the recording in dir for reading. It fails if dir holds no
+// segment or a segment has a newer format version; a damaged segment is
+// reported by Segments and, when iteration reaches it, by Next.
+func Open(dir string, opts ReaderOptions) (*Reader, error) {
+	files, err := listSegments(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		if _, err := os.Stat(dir); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		return nil, fmt.Errorf("store: %s holds no recording (no *.seg files)", dir)
+	}
+	r := &Reader{dir: dir, opts: opts, seek: math.MinInt64, from: math.MinInt64, to: math.MaxInt64}
+	if len(opts.Streams) > 0 {
+		r.streams = make(map[string]bool)
+		for _, s := range opts.Streams {
+			r.streams[s] = true
+		}
+	}
+	if !opts.From.IsZero() {
+		r.from = opts.From.UnixNano()
+	}
+	if !opts.To.IsZero() {
+		r.to = opts.To.UnixNano()
+	}
+	for _, f := range files {
+		si := inspectSegment(f)
+		if errors.Is(si.err, ErrNewerFormat) {
+			return nil, fmt.Errorf("store: %s: %w", segName(f.index), si.err)
+		}
+		if si.err == nil {
+			r.meta = si.Meta
+			if si.deleted != nil {
+				r.deleted = si.deleted
+			}
+		}
+		r.segs = append(r.segs, si)
+	}
+	return r, nil
+}
+
+// inspectSegment reads a segment's metadata and closes it again.
+func inspectSegment(f segFile) (si SegmentInfo) {
+	si = SegmentInfo{Index: f.index, Path: f.path}
+	if fi, err := os.Stat(f.path); err == nil {
+		si.Size = fi.Size()
+	}
+	defer panicOnFault()()
+	db, err := openSegmentRO(f.path)
+	if err != nil {
+		if errors.Is(err, errBeingWritten) {
+			si.BeingWritten = true
+		}
+		si.err = err
+		si.Skipped = err.Error()
+		return si
+	}
+	defer db.Close()
+	err = db.View(func(tx *bolt.Tx) error {
+		sm, err := readSegMeta(tx)
+		if err != nil {
+			return err
+		}
+		si.Meta = sm.meta
+		si.Summary = sm.summary
+		si.Closed = sm.summary != nil
+		si.deleted = sm.deleted
+		return nil
+	})
+	if err != nil {
+		si.err = err
+		si.Skipped = err.Error()
+	}
+	return si
+}
+
+// Meta returns the metadata of the newest readable segment (which declares
+// every stream).
+func (r *Reader) Meta() Meta { return r.meta }
+
+// Segments describes every segment file, including the skipped ones.
+func (r *Reader) Segments() []SegmentInfo { return r.segs }
+
+// Deleted says what history retention deleted before the first segment,
+// or nil.
+func (r *Reader) Deleted() *Deleted { return r.deleted }
+
+// Seek positions the reader so that the next batch is the first, in
+// recorded order, whose events reach time t (its latest event is at or after
+// t), using the segments' summaries and time indexes. Filters still apply.
+func (r *Reader) Seek(t time.Time) error {
+	r.closeCur()
+	r.next = 0
+	r.seek = t.UnixNano()
+	return nil
+}
+
+// Close releases the open segment.
+func (r *Reader) Close() error {
+	r.closeCur()
+	r.next = len(r.segs)
+	return nil
+}
+
+func (r *Reader) closeCur() {
+	if r.cur == nil {
+		return
+	}
+	func() {
+		defer func() { _ = recover() }()
+		r.cur.tx.Rollback()
+		r.cur.db.Close()
+	}()
+	r.cur = nil
+}
+
+// All iterates the batches as Next does: a *CorruptError is yielded and
+// iteration goes on; any other error ends it. The batch is valid until the
+// next iteration.
+func (r *Reader) All() iter.Seq2[*Batch, error] {
+	return func(yield func(*Batch, error) bool) {
+		for {
+			b, err := r.Next()
+			if err == io.EOF {
+				return
+			}
+			if !yield(b, err) {
+				return
+			}
+			var ce *CorruptError
+			if err != nil && !errors.As(err, &ce) {
+				return
+			}
+		}
+	}
+}
+
+// Next returns the next selected batch, or io.EOF at the end. The batch and
+// its events' Raw bytes are valid until the next call of Next (buffers are
+// reused). A *CorruptError names damaged data and is not terminal: call Next
+// again to go on with the intact data after it.
+func (r *Reader) Next() (*Batch, error) {
+	defer panicOnFault()()
+	for {
+		if r.cur == nil {
+			if r.next >= len(r.segs) {
+				return nil, io.EOF
+			}
+			si := &r.segs[r.next]
+			r.next++
+			if si.BeingWritten {
+				continue // said so by Segments
+			}
+			if si.err != nil {
+				return nil, &CorruptError{Segment: si.Index, Err: si.err}
+			}
+			if r.skipSegment(si) {
+				continue
+			}
+			if err := r.openSegment(si); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		b, err := r.nextInSegment()
+		if err == io.EOF {
+			r.closeCur()
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if b != nil {
+			return b, nil
+		}
+	}
+}
+
+// skipSegment says whether a closed segment's summary rules it out.
+func (r *Reader) skipSegment(si *SegmentInfo) bool {
+	s := si.Summary
+	if s == nil || r.opts.OnLoss != nil {
+		return false
+	}
+	if s.Batches == 0 || s.Events == 0 {
+		return r.from != math.MinInt64 || r.to != math.MaxInt64 || r.seek != math.MinInt64
+	}
+	start := max(r.from, r.seek)
+	if s.MaxTime.UnixNano() < start || s.MinTime.UnixNano() >= r.to {
+		return true
+	}
+	if r.streams != nil {
+		for name := range s.Streams {
+			if r.streams[name] && s.Streams[name].Batches > 0 {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+func (r *Reader) openSegment(si *SegmentInfo) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &CorruptError{Segment: si.Index, Err: fmt.Errorf("corrupted file (bbolt failed: %v)", p)}
+			r.closeCur()
+		}
+	}()
+	db, err := openSegmentRO(si.Path)
+	if err != nil {
+		if errors.Is(err, errBeingWritten) {
+			si.BeingWritten = true
+			si.Skipped = err.Error()
+			return nil
+		}
+		if os.IsNotExist(err) {
+			return &CorruptError{Segment: si.Index, Err: errors.New("deleted while reading (retention?)")}
+		}
+		return &CorruptError{Segment: si.Index, Err: err}
+	}
+	tx, err := db.Begin(false)
+	if err != nil {
+		db.Close()
+		return &CorruptError{Segment: si.Index, Err: err}
+	}
+	s := &openSeg{info: si, db: db, tx: tx}
+	r.cur = s
+	sm, err := readSegMeta(tx)
+	if err != nil {
+		r.closeCur()
+		return &CorruptError{Segment: si.Index, Err: err}
+	}
+	for _, st := range sm.meta.Streams {
+		s.names = append(s.names, st.Name)
+		s.kinds = append(s.kinds, st.Kind)
+	}
+	s.log.c = tx.Bucket(bucketLog).Cursor()
+	// Start where the time index says the wanted time begins.
+	start := max(r.from, r.seek)
+	var pos *indexEntry
+	if start != math.MinInt64 {
+		c := tx.Bucket(bucketIndex).Cursor()
+		any := false
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			e, ok := parseIndexEntry(k, v)
+			if !ok {
+				pos, any = nil, false
+				break // damaged index: scan
+			}
+			any = true
+			if e.minT <= e.maxT && e.maxT >= start {
+				pos = &e
+				break
+			}
+		}
+		if any && pos == nil {
+			r.closeCur() // nothing late enough here
+			return nil
+		}
+	}
+	if pos != nil {
+		err = s.log.seekRecord(pos.chunk, pos.off)
+	} else {
+		err = s.log.first()
+	}
+	if err == io.EOF {
+		r.closeCur()
+		return nil
+	}
+	if err != nil {
+		return r.corrupt(err)
+	}
+	return nil
+}
+
+// corrupt reports damage in the current segment and skips the rest of it.
+func (r *Reader) corrupt(err error) error {
+	ce := &CorruptError{Segment: r.cur.info.Index, Err: err}
+	r.closeCur()
+	return ce
+}
+
+// nextInSegment reads records until one is selected: it returns the batch,
+// (nil, nil) to go on, io.EOF at the segment's end, or a *CorruptError.
+func (r *Reader) nextInSegment() (b *Batch, err error) {
+	s := r.cur
+	defer func() {
+		if p := recover(); p != nil {
+			b = nil
+			err = &CorruptError{Segment: s.info.Index, Seq: r.lastSeq, After: r.lastSeq != 0,
+				Err: fmt.Errorf("corrupted file (bbolt failed: %v); rest of segment skipped", p)}
+			r.closeCur()
+		}
+	}()
+	for {
+		rec, startChunk, err := s.log.readRecord(r.rec[:0])
+		r.rec = rec[:0]
+		if err == io.EOF {
+			return nil, io.EOF
+		}
+		if err != nil {
+			ce := &CorruptError{Segment: s.info.Index, Seq: r.lastSeq, After: r.lastSeq != 0, Err: err}
+			if rerr := s.log.resyncFrom(startChunk); rerr != nil && rerr != io.EOF {
+				r.closeCur()
+			}
+			return nil, ce
+		}
+		h, derr := r.dec.decodeRecord(rec, &r.batch, &r.loss)
+		if derr != nil {
+			ce := &CorruptError{Segment: s.info.Index, Seq: h.seq, Err: derr}
+			if errors.Is(derr, errCRC) {
+				// The header itself may be damaged: name the batch by position.
+				ce.Seq, ce.After = r.lastSeq, r.lastSeq != 0
+				ce.Err = fmt.Errorf("record claiming batch %d: %v", h.seq, derr)
+				if h.seq == r.lastSeq+1 {
+					ce.Seq, ce.After, ce.Err = h.seq, false, derr
+				}
+			}
+			// Go on right after the record if what follows looks like the
+			// next record; else resync at the next chunk where one starts.
+			if !s.log.plausibleNext(r.lastSeq, h.seq) {
+				if rerr := s.log.resyncFrom(startChunk); rerr != nil && rerr != io.EOF {
+					r.closeCur()
+				}
+			}
+			if ce.Seq == r.lastSeq+1 && !ce.After {
+				r.lastSeq = ce.Seq
+			}
+			return nil, ce
+		}
+		r.lastSeq = h.seq
+		if int(h.stream) >= len(s.names) {
+			return nil, &CorruptError{Segment: s.info.Index, Seq: h.seq, Err: fmt.Errorf("stream number %d not declared", h.stream)}
+		}
+		name := s.names[h.stream]
+		if r.streams != nil && !r.streams[name] {
+			continue
+		}
+		if h.typ == recLoss {
+			r.loss.Stream = name
+			t := timeNS(r.loss.Time)
+			if r.opts.OnLoss != nil && t >= r.from && t < r.to && t >= r.seek {
+				r.opts.OnLoss(r.loss)
+			}
+			continue
+		}
+		b := &r.batch
+		b.Stream = name
+		if r.from != math.MinInt64 || r.to != math.MaxInt64 || r.seek != math.MinInt64 {
+			if len(b.Events) == 0 {
+				continue
+			}
+			mn, mx := int64(math.MaxInt64), int64(math.MinInt64)
+			for i := range b.Events {
+				t := timeNS(b.Events[i].Timestamp)
+				mn, mx = min(mn, t), max(mx, t)
+			}
+			if mx < r.seek || mx < r.from || mn >= r.to {
+				continue
+			}
+			r.seek = math.MinInt64 // found the seek point
+		}
+		return b, nil
+	}
+}
+
+var errCRC = errors.New("crc mismatch")
+
+// logStream reads the record log of a segment across its chunks.
+type logStream struct {
+	c     *bolt.Cursor
+	chunk uint64 // current chunk number
+	data  []byte // its log bytes
+	pos   int    // read position in data
+	have  bool
+}
+
+// load makes k/v the current chunk.
+func (s *logStream) load(k, v []byte) error {
+	if k == nil {
+		s.have = false
+		return io.EOF
+	}
+	if len(k) != 8 {
+		return fmt.Errorf("bad chunk key %x", k)
+	}
+	s.chunk = binary.BigEndian.Uint64(k)
+	s.have = true
+	if len(v) < 4 || len(v) > chunkValue {
+		s.data, s.pos = nil, 0
+		return fmt.Errorf("chunk %d: bad size %d", s.chunk, len(v))
+	}
+	s.data, s.pos = v[4:], 0
+	return nil
+}
+
+// first positions at the first record of the log.
+func (s *logStream) first() error {
+	s.chunk = 0
+	return s.toStart()
+}
+
+// toStart positions at the first record starting in the current chunk or
+// a later one.
+func (s *logStream) toStart() error {
+	k, v := s.c.Seek(u64key(s.chunk))
+	for ; k != nil; k, v = s.c.Next() {
+		if s.load(k, v) != nil {
+			continue // a damaged chunk: try the next
+		}
+		if off := binary.LittleEndian.Uint32(v[:4]); off != noStart && int(off) < len(s.data) {
+			s.pos = int(off)
+			return nil
+		}
+	}
+	s.have = false
+	return io.EOF
+}
+
+// seekRecord positions at the record at chunk/off (from the index).
+func (s *logStream) seekRecord(chunk uint64, off uint32) error {
+	k, v := s.c.Seek(u64key(chunk))
+	if err := s.load(k, v); err != nil {
+		return err
+	}
+	if s.chunk != chunk || int(off) > len(s.data) {
+		return fmt.Errorf("index points to chunk %d offset %d, which does not exist", chunk, off)
+	}
+	s.pos = int(off)
+	return nil
+}
+
+// resyncFrom positions at the first record that starts in a chunk after
+// chunk.
+func (s *logStream) resyncFrom(chunk uint64) error {
+	s.chunk = chunk + 1
+	return s.toStart()
+}
+
+// plausibleNext says whether the log at the current position ends or holds
+// a record header that follows the last good record or the damaged one.
+// The position is kept.
+func (s *logStream) plausibleNext(lastGood, damaged uint64) bool {
+	if !s.have {
+		return true
+	}
+	chunk, pos := s.chunk, s.pos
+	var tmp [headerSize]byte
+	b, err := s.read(tmp[:0], headerSize)
+	defer func() {
+		if s.seekRecord(chunk, uint32(pos)) != nil {
+			s.have = false
+		}
+	}()
+	if err == io.ErrUnexpectedEOF && len(b) == 0 {
+		return true // end of the log
+	}
+	if err != nil {
+		return false
+	}
+	h, err := parseHeader(b)
+	if err != nil {
+		return false
+	}
+	return h.seq == lastGood+2 || h.seq == damaged+1
+}
+
+// read appends n bytes of the log to dst.
+func (s *logStream) read(dst []byte, n int) ([]byte, error) {
+	for n > 0 {
+		if !s.have {
+			return dst, io.ErrUnexpectedEOF
+		}
+		if s.pos >= len(s.data) {
+			want := s.chunk + 1
+			k, v := s.c.Next()
+			if k == nil {
+				s.have = false
+				return dst, io.ErrUnexpectedEOF
+			}
+			if err := s.load(k, v); err != nil {
+				return dst, err
+			}
+			if s.chunk != want {
+				return dst, fmt.Errorf("chunk %d missing", want)
+			}
+			continue
+		}
+		m := min(n, len(s.data)-s.pos)
+		dst = append(dst, s.data[s.pos:s.pos+m]...)
+		s.pos += m
+		n -= m
+	}
+	return dst, nil
+}
+
+// readRecord appends the next whole record to dst and says in which chunk
+// it starts; io.EOF at the end.
+func (s *logStream) readRecord(dst []byte) ([]byte, uint64, error) {
+	if !s.have {
+		return dst, s.chunk, io.EOF
+	}
+	if s.pos >= len(s.data) {
+		// At a chunk end: is there more?
+		k, v := s.c.Next()
+		if k == nil {
+			s.have = false
+			return dst, s.chunk, io.EOF
+		}
+		want := s.chunk + 1
+		if err := s.load(k, v); err != nil {
+			return dst, s.chunk, err
+		}
+		if s.chunk != want {
+			return dst, s.chunk - 1, fmt.Errorf("chunk %d missing", want)
+		}
+		if s.pos >= len(s.data) {
+			return dst, s.chunk, fmt.Errorf("chunk %d: empty", s.chunk)
+		}
+	}
+	start := s.chunk
+	dst, err := s.read(dst, headerSize)
+	if err != nil {
+		if err == io.ErrUnexpectedEOF {
+			err = errors.New("truncated record header")
+		}
+		return dst, start, err
+	}
+	h, err := parseHeader(dst)
+	if err != nil {
+		return dst, start, err
+	}
+	dst, err = s.read(dst, int(h.length)-headerSize)
+	if err == io.ErrUnexpectedEOF {
+		err = fmt.Errorf("record of %d bytes truncated (end of segment)", h.length)
+	}
+	return dst, start, err
+}

@@ -1,0 +1,213 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+const (
+	// pageSize is the bbolt page size of every segment.
+	pageSize = 4096
+	// chunkValue is the size of a full chunk value: two of them, with their
+	// 16-byte element headers and 8-byte keys, fill one page after its
+	// 16-byte header exactly.
+	chunkValue = (pageSize-16)/2 - 16 - 8
+	// chunkData is the log bytes in a full chunk (after the 4-byte offset).
+	chunkData = chunkValue - 4
+	// noStart marks a chunk in which no record starts.
+	noStart = math.MaxUint32
+
+	// indexEvery is the log bytes between two index entries.
+	indexEvery = 256 << 10
+	// indexValueSize: chunk u64, offset u32, min time i64, max time i64.
+	indexValueSize = 28
+
+	segSuffix = ".seg"
+)
+
+var (
+	bucketMeta  = []byte("meta")
+	bucketLog   = []byte("log")
+	bucketIndex = []byte("index")
+
+	keyFormat  = []byte("format")
+	keyMeta    = []byte("meta")
+	keySummary = []byte("summary")
+	keyDeleted = []byte("deleted")
+)
+
+// ErrNewerFormat is wrapped by the error for a segment written in a newer
+// format version than this package reads.
+var ErrNewerFormat = errors.New("newer format version")
+
+// segFile is a segment file found in a recording directory.
+type segFile struct {
+	index int
+	path  string
+}
+
+// listSegments lists the segment files of dir in order.
+func listSegments(dir string) ([]segFile, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("store: reading recording directory: %w", err)
+	}
+	var segs []segFile
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasSuffix(name, segSuffix) || e.IsDir() {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSuffix(name, segSuffix))
+		if err != nil || n <= 0 {
+			continue
+		}
+		segs = append(segs, segFile{index: n, path: filepath.Join(dir, name)})
+	}
+	sort.Slice(segs, func(i, j int) bool { return segs[i].index < segs[j].index })
+	return segs, nil
+}
+
+func u64key(v uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], v)
+	return k[:]
+}
+
+// errBeingWritten says a segment is locked by its writer.
+var errBeingWritten = errors.New("open, skipped (being written by another process)")
+
+// openSegmentRO opens a segment read-only without waiting for a writer's
+// lock: a locked segment gives errBeingWritten.
+func openSegmentRO(path string) (db *bolt.DB, err error) {
+	defer recoverTo(&err, "opening")
+	db, err = bolt.Open(path, 0o600, &bolt.Options{
+		ReadOnly: true,
+		Timeout:  50 * time.Millisecond,
+		PageSize: pageSize,
+	})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, errBeingWritten
+	}
+	return db, err
+}
+
+// recoverTo turns a panic (bbolt panics on some corrupted pages) into an
+// error; it also makes memory faults on the mmap recoverable while the
+// calling function runs (callers defer it first thing).
+func recoverTo(err *error, what string) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("corrupted file (bbolt failed while %s: %v)", what, r)
+	}
+}
+
+// panicOnFault makes faults on the mmap (a file truncated under us)
+// recoverable panics for the current goroutine; call as
+// defer panicOnFault()().
+func panicOnFault() func() {
+	old := debug.SetPanicOnFault(true)
+	return func() { debug.SetPanicOnFault(old) }
+}
+
+// segMeta is what a segment's meta bucket holds.
+type segMeta struct {
+	format  uint32
+	meta    Meta
+	summary *SegmentSummary
+	deleted *Deleted
+}
+
+// readSegMeta reads the meta bucket of a segment and checks its version.
+func readSegMeta(tx *bolt.Tx) (sm segMeta, err error) {
+	defer recoverTo(&err, "reading metadata")
+	mb := tx.Bucket(bucketMeta)
+	if mb == nil {
+		return sm, errors.New("not an ebpfrec segment (no meta bucket)")
+	}
+	f := mb.Get(keyFormat)
+	if len(f) != 4 {
+		return sm, errors.New("not an ebpfrec segment (no format version)")
+	}
+	sm.format = binary.BigEndian.Uint32(f)
+	if sm.format > FormatVersion {
+		return sm, fmt.Errorf("format version %d is newer than this reader's version %d (upgrade ebpfrec): %w", sm.format, FormatVersion, ErrNewerFormat)
+	}
+	if sm.format == 0 {
+		return sm, errors.New("bad format version 0")
+	}
+	if err := json.Unmarshal(mb.Get(keyMeta), &sm.meta); err != nil {
+		return sm, fmt.Errorf("bad metadata: %v", err)
+	}
+	if v := mb.Get(keySummary); v != nil {
+		sm.summary = new(SegmentSummary)
+		if err := json.Unmarshal(v, sm.summary); err != nil {
+			return sm, fmt.Errorf("bad summary: %v", err)
+		}
+	}
+	if v := mb.Get(keyDeleted); v != nil {
+		sm.deleted = new(Deleted)
+		if err := json.Unmarshal(v, sm.deleted); err != nil {
+			return sm, fmt.Errorf("bad deletion record: %v", err)
+		}
+	}
+	if tx.Bucket(bucketLog) == nil || tx.Bucket(bucketIndex) == nil {
+		return sm, errors.New("missing log or index bucket")
+	}
+	return sm, nil
+}
+
+// indexEntry is one entry of a segment's time index.
+type indexEntry struct {
+	seq        uint64
+	chunk      uint64
+	off        uint32
+	minT, maxT int64 // minT > maxT: no events in the group
+	rel        bool  // writer only: off is relative to the pending buffer
+}
+
+func (e *indexEntry) value(b []byte) []byte {
+	b = binary.BigEndian.AppendUint64(b, e.chunk)
+	b = binary.BigEndian.AppendUint32(b, e.off)
+	b = binary.BigEndian.AppendUint64(b, uint64(e.minT))
+	b = binary.BigEndian.AppendUint64(b, uint64(e.maxT))
+	return b
+}
+
+func parseIndexEntry(k, v []byte) (indexEntry, bool) {
+	if len(k) != 8 || len(v) != indexValueSize {
+		return indexEntry{}, false
+	}
+	return indexEntry{
+		seq:   binary.BigEndian.Uint64(k),
+		chunk: binary.BigEndian.Uint64(v[0:]),
+		off:   binary.BigEndian.Uint32(v[8:]),
+		minT:  int64(binary.BigEndian.Uint64(v[12:])),
+		maxT:  int64(binary.BigEndian.Uint64(v[20:])),
+	}, true
+}
+
+// segName names a segment in messages: "segment 000003".
+func segName(index int) string { return fmt.Sprintf("segment %06d", index) }
+
+// syncDir fsyncs a directory so that created and removed names are durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,316 @@
+// Package store is the recording format of ebpfrec: a directory of bbolt
+// segment files holding the raw event batches of eBPF ring and perf buffers,
+// in the order they were read, with the loss counters of their streams.
+//
+// The package knows nothing about BPF: a batch is opaque bytes with a kind
+// tag. It is the only package that imports bbolt.
+//
+// # Layout
+//
+// A recording is a directory (mode 0700) of segment files (mode 0600) named
+// 000001.seg, 000002.seg, ... so that ls sorts them in order. Exactly one
+// segment is open (written) at a time; a closed segment is never written
+// again. Each segment is a bbolt database with three buckets:
+//
+//   - "meta": key "format" (uint32 big endian, the format version), key
+//     "meta" (JSON [Meta]: recording ID, segment index, host, kernel, clocks,
+//     BTF identity, tool, command line, streams), key "deleted" (JSON
+//     [Deleted], what retention removed before this segment), and, once the
+//     segment is closed, key "summary" (JSON [SegmentSummary]). A segment
+//     without a summary was not closed (the writer crashed or is still
+//     writing); its committed content is still valid.
+//   - "log": the record log, split into chunks under big-endian chunk
+//     numbers. Each chunk value is a 4-byte little-endian offset of the first
+//     record that starts in it (0xFFFFFFFF: none) followed by up to
+//     [chunkData] bytes of the log. The chunk size is chosen so that two
+//     chunks fill one 4 KiB bbolt leaf page exactly (FillPercent 1.0,
+//     sequential keys), which keeps space overhead near 2% and the page that
+//     bbolt rewrites on each commit small. Each commit starts a new chunk.
+//   - "index": sparse time index: key big-endian sequence number of the first
+//     record of a group, value the chunk and offset where the group starts
+//     and the smallest and largest event timestamp in the group. A group
+//     spans about [indexEvery] bytes of log.
+//
+// A record in the log is a 32-byte header (length, CRC-32C, type, flags,
+// kind, sequence, stream, event count, body length; see format.go) and a
+// body, optionally zstd-compressed. Records are batches (the events of one
+// read from one stream) or loss points (the cumulative loss counters of a
+// stream at one moment). All records share one global sequence, so the
+// interleaving of streams is kept exactly.
+package store
+
+import (
+	"fmt"
+	"time"
+)
+
+// FormatVersion is the version of the segment format this package writes
+// and the newest it reads. A segment with a newer version is refused.
+const FormatVersion = 1
+
+// Kind says which kind of BPF buffer a stream was read from.
+type Kind uint8
+
+const (
+	// KindRingbuf is a BPF ring buffer (BPF_MAP_TYPE_RINGBUF).
+	KindRingbuf Kind = 1
+	// KindPerfbuf is a perf event array (BPF_MAP_TYPE_PERF_EVENT_ARRAY).
+	KindPerfbuf Kind = 2
+)
+
+// String returns "ringbuf", "perfbuf" or "kind(N)".
+func (k Kind) String() string {
+	switch k {
+	case KindRingbuf:
+		return "ringbuf"
+	case KindPerfbuf:
+		return "perfbuf"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// MarshalText encodes the kind by name, for JSON.
+func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText decodes a kind name written by MarshalText.
+func (k *Kind) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "ringbuf":
+		*k = KindRingbuf
+	case "perfbuf":
+		*k = KindPerfbuf
+	default:
+		var n uint8
+		if _, err := fmt.Sscanf(string(b), "kind(%d)", &n); err != nil {
+			return fmt.Errorf("store: unknown stream kind %q", b)
+		}
+		*k = Kind(n)
+	}
+	return nil
+}
+
+// Event is one raw record read from a BPF buffer.
+type Event struct {
+	// Raw is the sample exactly as the kernel wrote it.
+	Raw []byte
+	// Timestamp is when user space read the event (wall clock).
+	Timestamp time.Time
+	// CPU is the CPU whose perf buffer held the event; for ring buffers the
+	// reader's convention (for example -1) is stored as given.
+	CPU int
+	// Lost is, for perf buffers, the number of samples the kernel lost on
+	// that CPU just before this event.
+	Lost uint64
+}
+
+// Loss holds the cumulative loss counters of one stream at one moment.
+type Loss struct {
+	// KernelLost counts samples the kernel reported lost (perf buffers).
+	KernelLost uint64 `json:"kernel_lost"`
+	// RingbufDropped counts failed bpf_ringbuf_reserve/output calls, from
+	// the tracer's per-CPU counter map.
+	RingbufDropped uint64 `json:"ringbuf_dropped"`
+	// UserDropped counts events dropped in user space (queues full).
+	UserDropped uint64 `json:"user_dropped"`
+}
+
+// Total is the sum of all counters.
+func (l Loss) Total() uint64 { return l.KernelLost + l.RingbufDropped + l.UserDropped }
+
+// Batch is the unit of recording and replay: the events that one read of one
+// stream delivered, in order.
+type Batch struct {
+	// Seq is the global sequence number, assigned by Writer.Append.
+	Seq uint64
+	// Stream names the stream; it must be declared in Meta.Streams or with
+	// Writer.AddStream.
+	Stream string
+	// Kind is the kind of buffer the batch was read from.
+	Kind Kind
+	// Events are the events of the batch in read order.
+	Events []Event
+	// Loss holds the stream's cumulative loss counters when the batch was read.
+	Loss Loss
+}
+
+// LossPoint is one point of a stream's loss-counter time series.
+type LossPoint struct {
+	// Seq is the global sequence number of the point.
+	Seq uint64 `json:"seq"`
+	// Stream names the stream.
+	Stream string `json:"stream"`
+	// Time is when the counters were read.
+	Time time.Time `json:"time"`
+	// Loss holds the cumulative counters.
+	Loss Loss `json:"loss"`
+}
+
+// StreamInfo describes one recorded stream.
+type StreamInfo struct {
+	// Name identifies the stream in the recording (unique).
+	Name string `json:"name"`
+	// Tracer is the name of the tracer that produced it.
+	Tracer string `json:"tracer,omitempty"`
+	// Map is the name of the BPF map read.
+	Map string `json:"map,omitempty"`
+	// Kind is the kind of the map.
+	Kind Kind `json:"kind"`
+	// EventType names the event type that the tracer's decoder knows.
+	EventType string `json:"event_type,omitempty"`
+	// Object identifies a user-supplied BPF object, so that its decoder can
+	// be found again; empty for built-in tracers.
+	Object *ObjectInfo `json:"object,omitempty"`
+}
+
+// ObjectInfo identifies a user-supplied BPF object file.
+type ObjectInfo struct {
+	// Path is the object's path when recorded.
+	Path string `json:"path,omitempty"`
+	// SHA256 is the hex digest of the object file.
+	SHA256 string `json:"sha256,omitempty"`
+	// BTFType names the BTF type of the event in the object.
+	BTFType string `json:"btf_type,omitempty"`
+}
+
+// Meta is the metadata stored in every segment.
+type Meta struct {
+	// FormatVersion is set by the writer to the package's FormatVersion.
+	FormatVersion int `json:"format_version"`
+	// RecordingID identifies the recording; every segment carries it.
+	RecordingID string `json:"recording_id"`
+	// Segment is the index of the segment (1-based), set by the writer.
+	Segment int `json:"segment"`
+	// Hostname is the recording host's name.
+	Hostname string `json:"hostname,omitempty"`
+	// KernelRelease is uname -r.
+	KernelRelease string `json:"kernel_release,omitempty"`
+	// BootID is /proc/sys/kernel/random/boot_id.
+	BootID string `json:"boot_id,omitempty"`
+	// MonoToWall is wall time minus CLOCK_MONOTONIC at recording start, in
+	// nanoseconds: wall = bpf_ktime_get_ns() + MonoToWall.
+	MonoToWall int64 `json:"mono_to_wall_ns"`
+	// BTFID identifies the kernel's BTF (for example a hash of
+	// /sys/kernel/btf/vmlinux).
+	BTFID string `json:"btf_id,omitempty"`
+	// ToolVersion is the version of the recording tool.
+	ToolVersion string `json:"tool_version,omitempty"`
+	// CommandLine is the command line of the recording tool.
+	CommandLine []string `json:"command_line,omitempty"`
+	// Started is when the recording started.
+	Started time.Time `json:"started"`
+	// Streams describes every stream; a batch's stream must be among them.
+	Streams []StreamInfo `json:"streams"`
+}
+
+// Stream returns the stream named name, if declared.
+func (m *Meta) Stream(name string) (StreamInfo, bool) {
+	for _, s := range m.Streams {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return StreamInfo{}, false
+}
+
+// StreamSummary holds counts for one stream.
+type StreamSummary struct {
+	// Batches, Events and Bytes (raw payload) recorded.
+	Batches uint64 `json:"batches"`
+	Events  uint64 `json:"events"`
+	Bytes   uint64 `json:"bytes"`
+	// PerfLost is the sum of Event.Lost over the recorded events.
+	PerfLost uint64 `json:"perf_lost"`
+	// Loss is the latest cumulative loss counters seen.
+	Loss Loss `json:"loss"`
+	// LossPoints counts stored loss-counter points.
+	LossPoints uint64 `json:"loss_points"`
+}
+
+// SegmentSummary is written into a segment when it is closed.
+type SegmentSummary struct {
+	// FirstSeq and LastSeq bound the records in the segment (0,0 if empty).
+	FirstSeq uint64 `json:"first_seq"`
+	LastSeq  uint64 `json:"last_seq"`
+	// Records counts batches and loss points.
+	Records uint64 `json:"records"`
+	// Batches, Events, Bytes count batches, events and raw payload bytes.
+	Batches uint64 `json:"batches"`
+	Events  uint64 `json:"events"`
+	Bytes   uint64 `json:"bytes"`
+	// MinTime and MaxTime bound the event timestamps (zero if no events).
+	MinTime time.Time `json:"min_time"`
+	MaxTime time.Time `json:"max_time"`
+	// Streams holds per-stream counts, by stream name.
+	Streams map[string]*StreamSummary `json:"streams"`
+	// Closed is when the segment was closed.
+	Closed time.Time `json:"closed"`
+}
+
+// Deleted describes the history that retention removed: the oldest
+// segments, always a contiguous prefix of the recording.
+type Deleted struct {
+	// Segments is the number of segments deleted; LastSegment the newest one.
+	Segments    int `json:"segments"`
+	LastSegment int `json:"last_segment"`
+	// FirstSeq..LastSeq is the deleted sequence range.
+	FirstSeq uint64 `json:"first_seq"`
+	LastSeq  uint64 `json:"last_seq"`
+	// From..To is the deleted time range of events.
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// Batches, Events and Bytes deleted.
+	Batches uint64 `json:"batches"`
+	Events  uint64 `json:"events"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+func (s *SegmentSummary) addBatch(b *Batch, payload uint64, minT, maxT int64, perfLost uint64) {
+	s.note(b.Seq)
+	s.Batches++
+	s.Events += uint64(len(b.Events))
+	s.Bytes += payload
+	if len(b.Events) > 0 {
+		mn, mx := time.Unix(0, minT), time.Unix(0, maxT)
+		if s.MinTime.IsZero() || mn.Before(s.MinTime) {
+			s.MinTime = mn
+		}
+		if s.MaxTime.IsZero() || mx.After(s.MaxTime) {
+			s.MaxTime = mx
+		}
+	}
+	ss := s.stream(b.Stream)
+	ss.Batches++
+	ss.Events += uint64(len(b.Events))
+	ss.Bytes += payload
+	ss.PerfLost += perfLost
+	ss.Loss = b.Loss
+}
+
+func (s *SegmentSummary) addLoss(p *LossPoint) {
+	s.note(p.Seq)
+	ss := s.stream(p.Stream)
+	ss.LossPoints++
+	ss.Loss = p.Loss
+}
+
+func (s *SegmentSummary) note(seq uint64) {
+	if s.Records == 0 {
+		s.FirstSeq = seq
+	}
+	s.LastSeq = seq
+	s.Records++
+}
+
+func (s *SegmentSummary) stream(name string) *StreamSummary {
+	if s.Streams == nil {
+		s.Streams = make(map[string]*StreamSummary)
+	}
+	ss := s.Streams[name]
+	if ss == nil {
+		ss = &StreamSummary{}
+		s.Streams[name] = ss
+	}
+	return ss
+}
+
+func segmentName(i int) string { return fmt.Sprintf("%06d.seg", i) }

@@ -1,0 +1,224 @@
+package store
+
+import (
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// writeRecording writes n batches (and a loss point every 10) and returns
+// copies of what was written.
+func writeRecording(t testing.TB, dir string, n int, opts WriterOptions) []*Batch {
+	t.Helper()
+	w, err := Create(dir, testMeta(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var out []*Batch
+	for i := 0; i < n; i++ {
+		b := genBatch(rng, i, testBase.Add(time.Duration(i)*time.Millisecond))
+		if err := w.Append(b); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, cloneBatch(b))
+		if i%10 == 0 {
+			if err := w.AppendLoss("exec", testBase.Add(time.Duration(i)*time.Millisecond), Loss{RingbufDropped: uint64(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func readAll(t testing.TB, dir string, opts ReaderOptions) []*Batch {
+	t.Helper()
+	r, err := Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var got []*Batch
+	for b, err := range r.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, cloneBatch(b))
+	}
+	return got
+}
+
+func TestRoundTripSegments(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "rec")
+	want := writeRecording(t, dir, 3000, WriterOptions{MaxSegmentBytes: 1 << 20, FlushBytes: 256 << 10})
+	segs, _ := listSegments(dir)
+	if len(segs) < 3 {
+		t.Fatalf("only %d segments", len(segs))
+	}
+	got := readAll(t, dir, ReaderOptions{})
+	if len(got) != len(want) {
+		t.Fatalf("read %d batches, wrote %d", len(got), len(want))
+	}
+	for i := range got {
+		batchesEqual(t, got[i], want[i])
+	}
+	rep, err := Verify(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Fatalf("verify: %v", rep.Problems)
+	}
+	if rep.Batches != uint64(len(want)) {
+		t.Fatalf("verify counted %d batches", rep.Batches)
+	}
+}
+
+func TestRoundTripCompressed(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "rec")
+	want := writeRecording(t, dir, 500, WriterOptions{Compress: true})
+	got := readAll(t, dir, ReaderOptions{})
+	if len(got) != len(want) {
+		t.Fatalf("read %d batches, wrote %d", len(got), len(want))
+	}
+	for i := range got {
+		batchesEqual(t, got[i], want[i])
+	}
+}
+
+func TestFiltersAndSeek(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "rec")
+	want := writeRecording(t, dir, 3000, WriterOptions{MaxSegmentBytes: 1 << 20, FlushBytes: 64 << 10})
+	// Stream filter.
+	got := readAll(t, dir, ReaderOptions{Streams: []string{"sys"}})
+	var wantSys []*Batch
+	for _, b := range want {
+		if b.Stream == "sys" {
+			wantSys = append(wantSys, b)
+		}
+	}
+	if len(got) != len(wantSys) {
+		t.Fatalf("stream filter: %d batches, want %d", len(got), len(wantSys))
+	}
+	for i := range got {
+		batchesEqual(t, got[i], wantSys[i])
+	}
+	// Time range.
+	from, to := testBase.Add(1234*time.Millisecond), testBase.Add(2345*time.Millisecond)
+	got = readAll(t, dir, ReaderOptions{From: from, To: to})
+	var wantRange []*Batch
+	for _, b := range want {
+		mn, mx := b.Events[0].Timestamp, b.Events[len(b.Events)-1].Timestamp
+		if !mx.Before(from) && mn.Before(to) {
+			wantRange = append(wantRange, b)
+		}
+	}
+	if len(got) != len(wantRange) || len(got) == 0 {
+		t.Fatalf("time filter: %d batches, want %d", len(got), len(wantRange))
+	}
+	for i := range got {
+		batchesEqual(t, got[i], wantRange[i])
+	}
+	// Seek, repeatedly, forwards and backwards.
+	r, err := Open(dir, ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, i := range []int{2500, 10, 0, 1499, 2999, 700} {
+		if err := r.Seek(want[i].Events[len(want[i].Events)-1].Timestamp); err != nil {
+			t.Fatal(err)
+		}
+		b, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		batchesEqual(t, b, want[i])
+		b, err = r.Next()
+		if i+1 < len(want) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			batchesEqual(t, b, want[i+1])
+		} else if err != io.EOF {
+			t.Fatalf("after the last batch: %v", err)
+		}
+	}
+	if err := r.Seek(testBase.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Fatalf("seek past the end: %v", err)
+	}
+}
+
+func TestInfo(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "rec")
+	want := writeRecording(t, dir, 1000, WriterOptions{MaxSegmentBytes: 1 << 20})
+	s, err := Info(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events, bytes uint64
+	for _, b := range want {
+		events += uint64(len(b.Events))
+		for _, e := range b.Events {
+			bytes += uint64(len(e.Raw))
+		}
+	}
+	if s.Batches != 1000 || s.Events != events || s.Bytes != bytes || s.FirstSeq != 1 || s.LastSeq != 1100 {
+		t.Fatalf("info: %+v", s)
+	}
+	var lastExec *Batch
+	for _, b := range want {
+		if b.Stream == "exec" {
+			lastExec = b
+		}
+	}
+	if len(s.Streams) != 2 || s.Streams[0].Name != "exec" || s.Streams[0].LossPoints != 100 ||
+		s.Streams[0].Loss != lastExec.Loss || s.Streams[1].PerfLost == 0 {
+		t.Fatalf("streams: %+v", s.Streams)
+	}
+}
+
+func TestFileModes(t *testing.T) {
+	old := setUmask(0)
+	defer setUmask(old)
+	dir := filepath.Join(t.TempDir(), "rec")
+	writeRecording(t, dir, 100, WriterOptions{MaxSegmentBytes: 128 << 10})
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("directory mode %#o, want 0700", fi.Mode().Perm())
+	}
+	segs, _ := listSegments(dir)
+	for _, s := range segs {
+		fi, err := os.Stat(s.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %#o, want 0600", s.path, fi.Mode().Perm())
+		}
+	}
+}
+
+func TestCreateRefusesExisting(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "rec")
+	writeRecording(t, dir, 10, WriterOptions{})
+	if _, err := Create(dir, testMeta(), WriterOptions{}); err == nil {
+		t.Fatal("Create over an existing recording succeeded")
+	}
+	if _, err := Open(filepath.Join(t.TempDir(), "nothing"), ReaderOptions{}); err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("open of a missing dir: %v", err)
+	}
+}

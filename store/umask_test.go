@@ -1,0 +1,5 @@
+package store
+
+import "syscall"
+
+func setUmask(m int) int { return syscall.Umask(m) }

@@ -1,0 +1,703 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// SyncPolicy says when the writer makes committed data durable.
+type SyncPolicy int
+
+const (
+	// SyncInterval (the default) commits every FlushInterval or FlushBytes,
+	// with bbolt's fdatasync ordering (data pages, then the meta page): a
+	// crash or power loss loses at most the last flush interval.
+	SyncInterval SyncPolicy = iota
+	// SyncAlways commits and syncs every Append before it returns.
+	SyncAlways
+	// SyncNever commits like SyncInterval but never syncs (bbolt NoSync)
+	// except when a segment is closed: a process crash loses at most one
+	// interval, a power loss may lose more.
+	SyncNever
+)
+
+// String returns "interval", "always" or "never".
+func (p SyncPolicy) String() string {
+	switch p {
+	case SyncInterval:
+		return "interval"
+	case SyncAlways:
+		return "always"
+	case SyncNever:
+		return "never"
+	}
+	return fmt.Sprintf("SyncPolicy(%d)", int(p))
+}
+
+// ParseSyncPolicy parses "interval", "always" or "never".
+func ParseSyncPolicy(s string) (SyncPolicy, error) {
+	for _, p := range []SyncPolicy{SyncInterval, SyncAlways, SyncNever} {
+		if p.String() == s {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("store: unknown sync policy %q (want interval, always or never)", s)
+}
+
+// Defaults of WriterOptions.
+const (
+	DefaultFlushInterval   = time.Second
+	DefaultFlushBytes      = 4 << 20
+	DefaultMaxSegmentBytes = 64 << 20
+	DefaultMaxSegmentAge   = time.Hour
+)
+
+// DefaultCompress is whether batches are zstd-compressed by default.
+//
+// Measured on this machine (2 cores) by BenchmarkCompression on synthetic
+// exec/syscall-like events (fixed structs: pids, timestamps, small ints,
+// zero padding, comm and filename strings), zstd at SpeedFastest per batch:
+// see the figures in bench_test.go. Compression shrinks such batches to a
+// fraction of their size but costs CPU on the recording host at every
+// event; ebpfrec's first duty is not to lose events, so it is off by
+// default and turned on with WriterOptions.Compress where disk matters more.
+const DefaultCompress = false
+
+// WriterOptions tune a Writer. Zero values mean the defaults.
+type WriterOptions struct {
+	// FlushInterval is the longest time an appended batch waits before it
+	// is committed (default 1s).
+	FlushInterval time.Duration
+	// FlushBytes commits as soon as this many record bytes are pending
+	// (default 4 MiB). It also bounds the writer's memory, with the largest
+	// single batch.
+	FlushBytes int
+	// Sync is the sync policy (default SyncInterval).
+	Sync SyncPolicy
+	// MaxSegmentBytes rotates to a new segment when the open one reaches
+	// this size (default 64 MiB).
+	MaxSegmentBytes int64
+	// MaxSegmentAge rotates to a new segment when the open one is this old
+	// (default 1h; negative: never).
+	MaxSegmentAge time.Duration
+	// KeepSegments keeps at most this many closed segments, deleting the
+	// oldest first (0: no limit).
+	KeepSegments int
+	// KeepBytes keeps at most this many bytes of closed segments, deleting
+	// the oldest first (0: no limit).
+	KeepBytes int64
+	// Compress compresses each batch with zstd when that saves space.
+	Compress bool
+}
+
+func (o *WriterOptions) fill() {
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = DefaultFlushInterval
+	}
+	if o.FlushBytes <= 0 {
+		o.FlushBytes = DefaultFlushBytes
+	}
+	if o.MaxSegmentBytes <= 0 {
+		o.MaxSegmentBytes = DefaultMaxSegmentBytes
+	}
+	if o.MaxSegmentAge == 0 {
+		o.MaxSegmentAge = DefaultMaxSegmentAge
+	}
+}
+
+// Writer appends batches to a recording. Its methods are safe for
+// concurrent use.
+type Writer struct {
+	mu   sync.Mutex
+	dir  string
+	opts WriterOptions
+	meta Meta
+
+	db        *bolt.DB
+	seg       int // index of the open segment
+	segPath   string
+	segFile   os.FileInfo
+	segOpened time.Time
+	segSize   int64 // bytes used in the open segment after the last commit
+	summary   SegmentSummary
+	nextChunk uint64
+	streamIDs map[string]uint16
+
+	seq       uint64        // last assigned sequence number
+	committed atomic.Uint64 // last committed sequence number
+
+	// Pending records: the log bytes, where each record starts, and the
+	// groups of the time index they touch.
+	pending  []byte
+	starts   []int
+	scratch  []byte
+	groups   []indexEntry // groups completed since the last commit
+	group    indexEntry   // the current group (seq 0: none yet)
+	groupLen int          // log bytes in the current group
+	valbuf   []byte
+	keybuf   []byte
+
+	closed  []closedSeg
+	deleted *Deleted
+
+	err     error // sticky
+	done    chan struct{}
+	wg      sync.WaitGroup
+	isClose bool
+}
+
+type closedSeg struct {
+	index   int
+	path    string
+	size    int64
+	summary SegmentSummary
+}
+
+// Create starts a new recording in dir (created 0700 if missing; it must
+// not already hold segments) and opens its first segment.
+func Create(dir string, meta Meta, opts WriterOptions) (*Writer, error) {
+	opts.fill()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: creating recording directory: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: recording directory: %w", err)
+	}
+	segs, err := listSegments(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(segs) > 0 {
+		return nil, fmt.Errorf("store: %s already holds a recording (%d segments); choose a new directory", dir, len(segs))
+	}
+	names := map[string]bool{}
+	for _, s := range meta.Streams {
+		if s.Name == "" || names[s.Name] {
+			return nil, fmt.Errorf("store: stream name %q empty or declared twice", s.Name)
+		}
+		names[s.Name] = true
+	}
+	if len(meta.Streams) > math.MaxUint16 {
+		return nil, errors.New("store: too many streams")
+	}
+	meta.FormatVersion = FormatVersion
+	if meta.Started.IsZero() {
+		meta.Started = time.Now()
+	}
+	w := &Writer{dir: dir, opts: opts, meta: meta, done: make(chan struct{})}
+	w.streamIDs = make(map[string]uint16, len(meta.Streams))
+	for i, s := range meta.Streams {
+		w.streamIDs[s.Name] = uint16(i)
+	}
+	if err := w.openSegment(1); err != nil {
+		return nil, err
+	}
+	w.wg.Add(1)
+	go w.flusher()
+	return w, nil
+}
+
+// openSegment creates segment index and writes its metadata.
+func (w *Writer) openSegment(index int) error {
+	path := filepath.Join(w.dir, segmentName(index))
+	name := segName(index)
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("store: %s: %s already exists", name, path)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:         time.Second,
+		NoFreelistSync:  true,
+		FreelistType:    bolt.FreelistMapType,
+		PageSize:        pageSize,
+		InitialMmapSize: int(w.opts.MaxSegmentBytes) + 4*w.opts.FlushBytes + (1 << 20),
+		NoSync:          w.opts.Sync == SyncNever,
+	})
+	if err != nil {
+		return fmt.Errorf("store: %s: creating %s: %w", name, path, err)
+	}
+	db.AllocSize = 1 << 20
+	fail := func(err error) error {
+		db.Close()
+		os.Remove(path)
+		return fmt.Errorf("store: %s: %w", name, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		return fail(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fail(err)
+	}
+	meta := w.meta
+	meta.Segment = index
+	mj, err := json.Marshal(&meta)
+	if err != nil {
+		return fail(err)
+	}
+	var dj []byte
+	if w.deleted != nil {
+		dj, _ = json.Marshal(w.deleted)
+	}
+	var size int64
+	err = db.Update(func(tx *bolt.Tx) error {
+		mb, err := tx.CreateBucket(bucketMeta)
+		if err != nil {
+			return err
+		}
+		var f [4]byte
+		binary.BigEndian.PutUint32(f[:], FormatVersion)
+		if err := mb.Put(keyFormat, f[:]); err != nil {
+			return err
+		}
+		if err := mb.Put(keyMeta, mj); err != nil {
+			return err
+		}
+		if dj != nil {
+			if err := mb.Put(keyDeleted, dj); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.CreateBucket(bucketLog); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucket(bucketIndex); err != nil {
+			return err
+		}
+		size = tx.Size()
+		return nil
+	})
+	if err != nil {
+		return fail(fmt.Errorf("writing metadata: %w", err))
+	}
+	if err := syncDir(w.dir); err != nil {
+		return fail(fmt.Errorf("syncing directory: %w", err))
+	}
+	w.db, w.seg, w.segPath, w.segFile = db, index, path, fi
+	w.segOpened = time.Now()
+	w.segSize = size
+	w.summary = SegmentSummary{}
+	w.nextChunk = 0
+	w.groupLen = indexEvery // the first record starts a group
+	w.group = indexEntry{}
+	return nil
+}
+
+// Meta returns the recording's metadata (of the open segment).
+func (w *Writer) Meta() Meta {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	m := w.meta
+	m.Segment = w.seg
+	m.Streams = append([]StreamInfo(nil), w.meta.Streams...)
+	return m
+}
+
+// AddStream declares a new stream; it is recorded in the open segment's
+// metadata at its next commit and in every later segment.
+func (w *Writer) AddStream(s StreamInfo) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	if _, ok := w.streamIDs[s.Name]; ok || s.Name == "" {
+		return fmt.Errorf("store: stream name %q empty or declared twice", s.Name)
+	}
+	if len(w.meta.Streams) >= math.MaxUint16 {
+		return errors.New("store: too many streams")
+	}
+	// Commit what is pending first, then rewrite the metadata in its own
+	// transaction so that no record names an undeclared stream.
+	if err := w.commitLocked(); err != nil {
+		return err
+	}
+	w.meta.Streams = append(w.meta.Streams, s)
+	w.streamIDs[s.Name] = uint16(len(w.meta.Streams) - 1)
+	meta := w.meta
+	meta.Segment = w.seg
+	mj, err := json.Marshal(&meta)
+	if err != nil {
+		return err
+	}
+	err = w.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyMeta, mj) })
+	if err != nil {
+		return w.fail(fmt.Errorf("store: %s: writing metadata: %w", segName(w.seg), err))
+	}
+	return nil
+}
+
+// Append assigns b the next sequence number (b.Seq) and adds it to the
+// recording. It is committed at the next flush (immediately under
+// SyncAlways). Append does not keep b or its events.
+func (w *Writer) Append(b *Batch) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	id, ok := w.streamIDs[b.Stream]
+	if !ok {
+		return fmt.Errorf("store: batch of undeclared stream %q (declare it in Meta.Streams or with AddStream)", b.Stream)
+	}
+	b.Seq = w.seq + 1
+	start := len(w.pending)
+	var st batchStats
+	var err error
+	w.pending, w.scratch, st, err = appendBatchRecord(w.pending, w.scratch, b, id, w.opts.Compress)
+	if err != nil {
+		w.pending = w.pending[:start]
+		b.Seq = 0
+		return err
+	}
+	w.seq++
+	w.added(start, st.minT, st.maxT)
+	w.summary.addBatch(b, st.payload, st.minT, st.maxT, st.perfLost)
+	return w.afterAppend()
+}
+
+// AppendLoss records a point of a stream's loss-counter time series (the
+// recorder calls it periodically, also when no batch arrives).
+func (w *Writer) AppendLoss(stream string, t time.Time, l Loss) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	id, ok := w.streamIDs[stream]
+	if !ok {
+		return fmt.Errorf("store: loss point of undeclared stream %q", stream)
+	}
+	w.seq++
+	p := LossPoint{Seq: w.seq, Stream: stream, Time: t, Loss: l}
+	start := len(w.pending)
+	w.pending = appendLossRecord(w.pending, &p, id)
+	w.added(start, math.MaxInt64, math.MinInt64)
+	w.summary.addLoss(&p)
+	return w.afterAppend()
+}
+
+// added notes a record appended to pending at start.
+func (w *Writer) added(start int, minT, maxT int64) {
+	w.starts = append(w.starts, start)
+	if w.groupLen >= indexEvery {
+		if w.group.seq != 0 {
+			w.groups = append(w.groups, w.group)
+		}
+		w.group = indexEntry{seq: w.seq, off: uint32(start), rel: true, minT: math.MaxInt64, maxT: math.MinInt64}
+		w.groupLen = 0
+	}
+	w.groupLen += len(w.pending) - start
+	w.group.minT = min(w.group.minT, minT)
+	w.group.maxT = max(w.group.maxT, maxT)
+}
+
+func (w *Writer) afterAppend() error {
+	if w.opts.Sync == SyncAlways || len(w.pending) >= w.opts.FlushBytes {
+		return w.commitLocked()
+	}
+	return nil
+}
+
+// Flush commits everything appended so far and makes it durable (also
+// under SyncNever).
+func (w *Writer) Flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	if err := w.commitLocked(); err != nil {
+		return err
+	}
+	if w.opts.Sync == SyncNever {
+		if err := w.db.Sync(); err != nil {
+			return w.fail(fmt.Errorf("store: %s: sync: %w", segName(w.seg), err))
+		}
+	}
+	return nil
+}
+
+// Committed returns the sequence number of the last committed record: every
+// record up to it survives a crash of the process (and, unless SyncNever, of
+// the machine).
+func (w *Writer) Committed() uint64 { return w.committed.Load() }
+
+// Segment returns the index of the open segment.
+func (w *Writer) Segment() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.seg
+}
+
+// Err returns the error that stopped the writer, if any.
+func (w *Writer) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+func (w *Writer) fail(err error) error {
+	if w.err == nil {
+		w.err = err
+	}
+	return w.err
+}
+
+// commitLocked writes the pending records in one transaction, then rotates
+// the segment if it is full or old.
+func (w *Writer) commitLocked() error {
+	if len(w.starts) == 0 {
+		return w.maybeRotate()
+	}
+	name := segName(w.seg)
+	first := w.seq - uint64(len(w.starts)) + 1
+	// A vanished directory does not stop writes to the open file: notice it.
+	if fi, err := os.Stat(w.segPath); err != nil || !os.SameFile(fi, w.segFile) {
+		if _, derr := os.Stat(w.dir); derr != nil {
+			return w.fail(fmt.Errorf("store: recording directory %s vanished (%v); records %d-%d not committed", w.dir, derr, first, w.seq))
+		}
+		return w.fail(fmt.Errorf("store: %s: file %s vanished or was replaced; records %d-%d not committed", name, w.segPath, first, w.seq))
+	}
+	// Lay out the chunks: keys and values must stay valid until the commit.
+	n := (len(w.pending) + chunkData - 1) / chunkData
+	w.keybuf = w.keybuf[:0]
+	w.valbuf = w.valbuf[:0]
+	si := 0
+	for c := 0; c < n; c++ {
+		lo := c * chunkData
+		hi := min(lo+chunkData, len(w.pending))
+		for si < len(w.starts) && w.starts[si] < lo {
+			si++
+		}
+		first := uint32(noStart)
+		if si < len(w.starts) && w.starts[si] < hi {
+			first = uint32(w.starts[si] - lo)
+		}
+		w.keybuf = binary.BigEndian.AppendUint64(w.keybuf, w.nextChunk+uint64(c))
+		w.valbuf = binary.LittleEndian.AppendUint32(w.valbuf, first)
+		w.valbuf = append(w.valbuf, w.pending[lo:hi]...)
+	}
+	groups := append(w.groups, w.group)
+	var size int64
+	err := w.db.Update(func(tx *bolt.Tx) error {
+		lb := tx.Bucket(bucketLog)
+		lb.FillPercent = 1.0
+		ib := tx.Bucket(bucketIndex)
+		ib.FillPercent = 1.0
+		v := w.valbuf
+		for c := 0; c < n; c++ {
+			l := min(chunkValue, len(v))
+			if err := lb.Put(w.keybuf[c*8:c*8+8], v[:l:l]); err != nil {
+				return err
+			}
+			v = v[l:]
+		}
+		for i := range groups {
+			g := &groups[i]
+			if g.rel { // offset in pending: make it absolute
+				g.chunk = w.nextChunk + uint64(g.off)/chunkData
+				g.off = g.off % chunkData
+				g.rel = false
+			}
+			if err := ib.Put(u64key(g.seq), g.value(make([]byte, 0, indexValueSize))); err != nil {
+				return err
+			}
+		}
+		size = tx.Size()
+		return nil
+	})
+	if err != nil {
+		return w.fail(fmt.Errorf("store: %s: committing records %d-%d: %w", name, first, w.seq, err))
+	}
+	w.group = groups[len(groups)-1]
+	w.nextChunk += uint64(n)
+	w.segSize = size
+	w.committed.Store(w.seq)
+	w.pending = w.pending[:0]
+	w.starts = w.starts[:0]
+	w.groups = w.groups[:0]
+	if cap(w.pending) > 2*w.opts.FlushBytes+(1<<20) { // after a huge batch
+		w.pending, w.valbuf, w.scratch = nil, nil, nil
+	}
+	return w.maybeRotate()
+}
+
+func (w *Writer) maybeRotate() error {
+	full := w.segSize >= w.opts.MaxSegmentBytes
+	old := w.opts.MaxSegmentAge > 0 && time.Since(w.segOpened) >= w.opts.MaxSegmentAge && w.summary.Records > 0
+	if !full && !old {
+		return nil
+	}
+	return w.rotate()
+}
+
+// rotate closes the open segment (nothing is pending), applies retention
+// and opens the next segment.
+func (w *Writer) rotate() error {
+	if err := w.closeSegment(); err != nil {
+		return err
+	}
+	if err := w.retain(); err != nil {
+		return err
+	}
+	if err := w.openSegment(w.seg + 1); err != nil {
+		return w.fail(err)
+	}
+	return nil
+}
+
+// closeSegment writes the summary, syncs and closes the open segment and
+// trims its file to the used size.
+func (w *Writer) closeSegment() error {
+	name := segName(w.seg)
+	w.summary.Closed = time.Now()
+	sj, err := json.Marshal(&w.summary)
+	if err != nil {
+		return w.fail(err)
+	}
+	var size int64
+	err = w.db.Update(func(tx *bolt.Tx) error {
+		size = tx.Size()
+		return tx.Bucket(bucketMeta).Put(keySummary, sj)
+	})
+	if err == nil {
+		err = w.db.Sync()
+	}
+	if err != nil {
+		w.db.Close()
+		w.db = nil
+		return w.fail(fmt.Errorf("store: %s: closing: %w", name, err))
+	}
+	// The summary transaction may have grown the file by a page or two.
+	_ = w.db.View(func(tx *bolt.Tx) error { size = tx.Size(); return nil })
+	if err := w.db.Close(); err != nil {
+		w.db = nil
+		return w.fail(fmt.Errorf("store: %s: closing: %w", name, err))
+	}
+	w.db = nil
+	if f, err := os.OpenFile(w.segPath, os.O_WRONLY, 0); err == nil {
+		if fi, err := f.Stat(); err == nil && fi.Size() > size {
+			if f.Truncate(size) == nil {
+				_ = f.Sync()
+			}
+		}
+		f.Close()
+	}
+	w.closed = append(w.closed, closedSeg{index: w.seg, path: w.segPath, size: size, summary: w.summary})
+	return nil
+}
+
+// retain deletes the oldest closed segments beyond KeepSegments/KeepBytes.
+func (w *Writer) retain() error {
+	var total int64
+	for _, c := range w.closed {
+		total += c.size
+	}
+	removed := false
+	for len(w.closed) > 0 &&
+		((w.opts.KeepSegments > 0 && len(w.closed) > w.opts.KeepSegments) ||
+			(w.opts.KeepBytes > 0 && total > w.opts.KeepBytes)) {
+		c := w.closed[0]
+		if err := os.Remove(c.path); err != nil && !os.IsNotExist(err) {
+			return w.fail(fmt.Errorf("store: retention: removing %s: %w", segName(c.index), err))
+		}
+		removed = true
+		total -= c.size
+		w.closed = w.closed[1:]
+		d := w.deleted
+		if d == nil {
+			d = &Deleted{FirstSeq: c.summary.FirstSeq, From: c.summary.MinTime}
+			w.deleted = d
+		}
+		if d.From.IsZero() {
+			d.From = c.summary.MinTime
+		}
+		d.Segments++
+		d.LastSegment = c.index
+		if c.summary.Records > 0 {
+			d.LastSeq = c.summary.LastSeq
+		}
+		if !c.summary.MaxTime.IsZero() {
+			d.To = c.summary.MaxTime
+		}
+		d.Batches += c.summary.Batches
+		d.Events += c.summary.Events
+		d.Bytes += c.summary.Bytes
+	}
+	if removed {
+		if err := syncDir(w.dir); err != nil {
+			return w.fail(fmt.Errorf("store: retention: syncing directory: %w", err))
+		}
+	}
+	return nil
+}
+
+// flusher commits pending records every FlushInterval and rotates old
+// segments.
+func (w *Writer) flusher() {
+	defer w.wg.Done()
+	t := time.NewTicker(w.opts.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.done:
+			return
+		case <-t.C:
+			w.mu.Lock()
+			if w.err == nil && w.db != nil {
+				_ = w.commitLocked()
+			}
+			w.mu.Unlock()
+		}
+	}
+}
+
+// Close commits what is pending, closes the open segment with its summary
+// and stops the writer. It returns the error that stopped the writer, if
+// any; what was committed before stays readable.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	if w.isClose {
+		defer w.mu.Unlock()
+		if w.err == errClosed {
+			return nil
+		}
+		return w.err
+	}
+	w.isClose = true
+	close(w.done)
+	w.mu.Unlock()
+	w.wg.Wait()
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		if err := w.commitLocked(); err == nil && w.db != nil {
+			_ = w.closeSegment()
+		}
+	}
+	if w.db != nil {
+		w.db.Close()
+		w.db = nil
+	}
+	if w.err == nil {
+		w.err = errClosed
+		return nil
+	}
+	if w.err == errClosed {
+		return nil
+	}
+	return w.err
+}
+
+var errClosed = errors.New("store: writer is closed")
