@@ -74,7 +74,9 @@ type Proc struct {
 func Start(t testing.TB, mode string, args ...string) *Proc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), envChild+"="+mode)
+	// No asynchronous preemption: it makes the runtime call getpid and
+	// tgkill, which would add syscalls to the child's known workload.
+	cmd.Env = append(os.Environ(), envChild+"="+mode, "GODEBUG=asyncpreemptoff=1")
 	cmd.Stdout = os.Stderr
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()

@@ -1,0 +1,109 @@
+// Package syscalls is the built-in tracer of every syscall of the selected
+// processes, with its return value and latency, from the raw tracepoints
+// sys_enter and sys_exit. It is the load of ebpfrec's benchmarks: a 32-byte
+// event and batched reader wakeups.
+package syscalls
+
+import (
+	"context"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/ebpfrec/ebpfrec/bpf"
+	"github.com/ebpfrec/ebpfrec/bpf/tracers"
+)
+
+// Name is the tracer's name.
+const Name = "syscalls"
+
+// Stream name and maps.
+const (
+	StreamSyscalls = "syscalls"
+	MapEvents      = "sys_events"
+	MapDrops       = "sys_drops"
+	MapEmitted     = "sys_emitted"
+)
+
+// Tracer records syscalls.
+type Tracer struct {
+	tracers.Base
+	objs bpfObjects
+}
+
+var _ tracers.Builtin = (*Tracer)(nil)
+
+func init() {
+	tracers.Register(Name, func(o tracers.Options) (tracers.Builtin, error) { return New(o), nil })
+}
+
+// New returns the syscalls tracer (nothing is loaded yet).
+func New(opts tracers.Options) *Tracer {
+	t := &Tracer{}
+	t.Init(opts, &t.objs, []tracers.Stream{{
+		Name:           StreamSyscalls,
+		Map:            MapEvents,
+		Kind:           tracers.Ringbuf,
+		DropCounter:    MapDrops,
+		EmittedCounter: MapEmitted,
+		EventType:      "syscalls.Event",
+		Event:          &Event{},
+	}})
+	return t
+}
+
+// Name returns "syscalls".
+func (t *Tracer) Name() string { return Name }
+
+// Description says what the tracer records.
+func (t *Tracer) Description() string {
+	return "every syscall of the selected processes: pid, syscall, return value, latency (32-byte events)"
+}
+
+// AttachPoints lists where the tracer attaches.
+func (t *Tracer) AttachPoints() []string { return []string{"raw_tp/sys_enter", "raw_tp/sys_exit"} }
+
+// Supported checks that the sys_enter and sys_exit tracepoints exist.
+func (t *Tracer) Supported() error {
+	for _, n := range []string{"sys_enter", "sys_exit"} {
+		if tracers.CheckBTFTracepoint(n) != nil {
+			if err := tracers.CheckTracepoint("raw_syscalls", n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Load returns the tracer's spec with its options applied.
+func (t *Tracer) Load() (*ebpf.CollectionSpec, error) {
+	spec, err := loadBpf()
+	if err != nil {
+		return nil, err
+	}
+	return t.PrepareSpec(spec, t.Constants())
+}
+
+// Tracepoints returns the programs to attach, by raw tracepoint name.
+func (t *Tracer) Tracepoints() map[string]bpf.ProbeDesc {
+	return map[string]bpf.ProbeDesc{
+		"sys_enter": {Required: true, Start: t.objs.SysEnter},
+		"sys_exit":  {Required: true, Start: t.objs.SysExit},
+	}
+}
+
+// Decode decodes an event of the syscalls stream.
+func (t *Tracer) Decode(stream string, raw []byte) (tracers.Event, error) {
+	if stream != StreamSyscalls {
+		return nil, tracers.UnknownStream(Name, stream)
+	}
+	ev := &Event{}
+	if err := Decode(raw, ev); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// Run reads and decodes the tracer's events into out until ctx ends.
+func (t *Tracer) Run(ctx context.Context, ectx *bpf.EventContext, out *bpf.Queue[[]bpf.Span]) {
+	tracers.Run(ctx, t, ectx, out)
+}

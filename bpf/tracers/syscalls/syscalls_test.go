@@ -1,0 +1,150 @@
+package syscalls_test
+
+import (
+	"strconv"
+	"syscall"
+	"testing"
+
+	"github.com/ebpfrec/ebpfrec/bpf/tracers"
+	"github.com/ebpfrec/ebpfrec/bpf/tracers/internal/tracertest"
+	"github.com/ebpfrec/ebpfrec/bpf/tracers/syscalls"
+)
+
+func TestMain(m *testing.M) {
+	tracertest.Main(m, map[string]tracertest.Workload{
+		// getpid(2) N times, then exit 0
+		"getpid": func(args []string) int {
+			n, _ := strconv.Atoi(args[0])
+			for range n {
+				syscall.Getpid()
+			}
+			return 0
+		},
+	})
+}
+
+func run(t *testing.T, opts tracers.Options, n int) (tracers.Builtin, *tracertest.Reader, *tracertest.Proc, []tracers.Event) {
+	f := tracertest.NewFilter(t)
+	opts.Filter = f
+	tr := tracertest.Load(t, syscalls.Name, opts)
+	rd := tracertest.NewReader(t, tr, syscalls.StreamSyscalls)
+	child := tracertest.Start(t, "getpid", strconv.Itoa(n))
+	if err := f.AllowPID(child.PID); err != nil {
+		t.Fatal(err)
+	}
+	if code := child.Run(t); code != 0 {
+		t.Fatalf("workload exited %d", code)
+	}
+	return tr, rd, child, rd.Drain(t)
+}
+
+// TestSyscallsKnownWorkload: a child calls getpid N times and exits; exactly
+// N getpid events (returning its pid) and one exit_group are reported, and
+// every event is the child's.
+func TestSyscallsKnownWorkload(t *testing.T) {
+	const n = 5000
+	tr, rd, child, evs := run(t, tracers.Options{}, n)
+	getpids, exits := 0, 0
+	for _, ev := range evs {
+		e := ev.(*syscalls.Event)
+		if e.Pid != child.PID {
+			t.Fatalf("event of pid %d, want only %d: %+v", e.Pid, child.PID, e)
+		}
+		switch e.Nr {
+		case uint32(syscall.SYS_GETPID):
+			getpids++
+			if e.Ret != int64(child.PID) || e.LatencyNs == 0 || e.Syscall != "getpid" {
+				t.Fatalf("getpid event %+v", e)
+			}
+		case syscalls.NRExitGroup:
+			exits++
+			if e.Syscall != "exit_group" || e.LatencyNs != 0 {
+				t.Fatalf("exit_group event %+v", e)
+			}
+		}
+	}
+	if getpids != n || exits != 1 {
+		for i, ev := range evs {
+			if i < 40 || i > len(evs)-40 {
+				t.Log(string(tracers.AppendLine(nil, ev)))
+			}
+		}
+		t.Errorf("got %d getpid and %d exit_group events, want %d and 1 (of %d events)", getpids, exits, n, len(evs))
+	}
+	tracertest.CheckAccounting(t, tr, rd, len(evs))
+	if _, drops := tracertest.Counters(t, tr, syscalls.StreamSyscalls); drops != 0 {
+		t.Errorf("%d drops", drops)
+	}
+}
+
+// TestSyscallsOverload: a one-page ring buffer that nobody reads during a
+// getpid storm overflows; the drop counter accounts for every lost event.
+func TestSyscallsOverload(t *testing.T) {
+	const n = 20000
+	tr, rd, _, evs := run(t, tracers.Options{RingbufSize: 4096, WakeupEvery: 1 << 20}, n)
+	emitted, drops := tracertest.Counters(t, tr, syscalls.StreamSyscalls)
+	t.Logf("emitted %d received %d drops %d", emitted, len(evs), drops)
+	if drops == 0 || emitted < n {
+		t.Errorf("emitted %d drops %d: want an overflow", emitted, drops)
+	}
+	tracertest.CheckAccounting(t, tr, rd, len(evs))
+}
+
+func TestDecode(t *testing.T) {
+	raw := make([]byte, syscalls.EventSize)
+	put := func(off int, v uint64, size int) {
+		for i := 0; i < size; i++ {
+			raw[off+i] = byte(v >> (8 * i))
+		}
+	}
+	put(0, 7, 8)
+	put(8, 300, 8)
+	put(16, 0xfffffffffffffff2, 8) // -EFAULT
+	put(24, 99, 4)
+	put(28, 0, 4)
+	var e syscalls.Event
+	if err := syscalls.Decode(raw, &e); err != nil {
+		t.Fatal(err)
+	}
+	want := syscalls.Event{KtimeNs: 7, LatencyNs: 300, Ret: -14, Pid: 99, Nr: 0, Syscall: "read"}
+	if e != want {
+		t.Fatalf("got %+v want %+v", e, want)
+	}
+	if got := string(e.AppendText(nil)); got != "syscall=read ret=-14 latency_ns=300" {
+		t.Fatalf("text %q", got)
+	}
+	put(28, 9999, 4)
+	if err := syscalls.Decode(raw, &e); err != nil || e.Syscall != "sys_9999" {
+		t.Fatalf("%v %+v", err, e)
+	}
+	for n := range syscalls.EventSize {
+		if err := syscalls.Decode(raw[:n], &e); err == nil {
+			t.Fatalf("decoded %d bytes", n)
+		}
+	}
+	put(28, 39, 4)
+	if a := testing.AllocsPerRun(100, func() { _ = syscalls.Decode(raw[:32], &e) }); a > 1 {
+		t.Errorf("Decode allocates %v times", a)
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	raw := make([]byte, syscalls.EventSize)
+	raw[28] = 39
+	var e syscalls.Event
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = syscalls.Decode(raw, &e)
+	}
+}
+
+func FuzzDecodeSyscalls(f *testing.F) {
+	f.Add(make([]byte, syscalls.EventSize))
+	f.Add([]byte{0xff})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var e syscalls.Event
+		if err := syscalls.Decode(raw, &e); err == nil {
+			_ = e.AppendText(nil)
+		}
+	})
+}
