@@ -33,7 +33,14 @@
 // ("coll/prog@sched_switch" for a raw or BTF tracepoint given without a
 // group), "coll/prog@/usr/bin/app:0x4a2f0" for a uprobe at that file
 // offset. DetachLink takes that name and ProgramInfo.AttachPoint shows it.
-// ProgramInfo.Name is "collection/program".
+// ProgramInfo.Name is "collection/program". AttachTracing (an addition to
+// the seed) attaches fentry/fexit/tp_btf programs as "coll/prog@AttachTo".
+//
+// # Lifecycle
+//
+// NewManager, then LoadSpec and LoadCollection per collection, then the
+// Attach* calls. Start(ctx) is optional: it makes the manager stop itself
+// when ctx ends. Stop is idempotent and may be called from any goroutine.
 //
 // # Byte order
 //

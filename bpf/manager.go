@@ -506,19 +506,26 @@ func kprobesAvailable() error {
 	if _, err := os.Stat(kprobePMU); err == nil {
 		return nil
 	}
-	mounted := false
 	for _, root := range tracefsRoots {
 		if _, err := os.Stat(filepath.Join(root, "kprobe_events")); err == nil {
 			return nil
 		}
-		if _, err := os.Stat(filepath.Join(root, "events")); err == nil {
-			mounted = true
-		}
 	}
-	if !mounted {
+	if !tracefsMounted() {
 		return fmt.Errorf("the kernel most likely has no kprobes: no perf_kprobe PMU at %s, and tracefs is not mounted to look for kprobe_events (`mount -t tracefs tracefs /sys/kernel/tracing`): %w", kprobePMU, ebpf.ErrNotSupported)
 	}
 	return fmt.Errorf("this kernel has no kprobes (built without CONFIG_KPROBE_EVENTS: no perf_kprobe PMU at %s and no kprobe_events in tracefs); use tracepoints, raw tracepoints or uprobes: %w", kprobePMU, ebpf.ErrNotSupported)
+}
+
+// tracefsMounted reports whether tracefs is mounted where cilium/ebpf
+// looks for it.
+func tracefsMounted() bool {
+	for _, root := range tracefsRoots {
+		if _, err := os.Stat(filepath.Join(root, "events")); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // AttachTracepoint attaches a tracepoint program. What it does depends on
@@ -554,7 +561,11 @@ func (m *Manager) AttachTracepoint(collName, progName, group, name string) (link
 			if group == "" || name == "" {
 				return nil, fmt.Errorf("a tracepoint needs a group and a name: %w", ErrInvalidName)
 			}
-			return link.Tracepoint(group, name, p, nil)
+			l, err := link.Tracepoint(group, name, p, nil)
+			if err != nil && !tracefsMounted() {
+				err = fmt.Errorf("%w (tracefs is not mounted: `mount -t tracefs tracefs /sys/kernel/tracing`)", err)
+			}
+			return l, err
 		case ebpf.RawTracepoint, ebpf.RawTracepointWritable:
 			if name == "" {
 				return nil, fmt.Errorf("a raw tracepoint needs a name: %w", ErrInvalidName)
