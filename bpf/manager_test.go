@@ -15,6 +15,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ebpfrec/ebpfrec/bpf/testdata"
 	"github.com/ebpfrec/ebpfrec/internal/kerneltest"
@@ -589,5 +591,39 @@ func TestManagerConfigApplied(t *testing.T) {
 	}
 	if log := coll.Programs[testdata.TestprogProgRbGetppid].VerifierLog; log == "" {
 		t.Error("LogLevel 1 kept no verifier log")
+	}
+}
+
+func TestManagerMetrics(t *testing.T) {
+	kerneltest.Require(t)
+	st, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewManager(ManagerConfig{}, nil, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop(context.Background())
+	coll := loadTestColl(t, m, "met")
+	nMaps := float64(len(coll.Maps)) // with .rodata and .bss
+	if _, err := m.AttachTracepoint("met", "rb_getppid", "syscalls", "sys_enter_getppid"); err != nil {
+		t.Fatal(err)
+	}
+	gauge := func(g prometheus.Gauge) float64 {
+		var d dto.Metric
+		if err := g.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		return d.GetGauge().GetValue()
+	}
+	if p, l, mp := gauge(st.ProgramsLoaded), gauge(st.LinksActive), gauge(st.MapsLoaded); p != 4 || l != 1 || mp != nMaps {
+		t.Errorf("gauges: programs %v links %v maps %v; want 4 1 %v", p, l, mp, nMaps)
+	}
+	if err := m.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if p, l, mp := gauge(st.ProgramsLoaded), gauge(st.LinksActive), gauge(st.MapsLoaded); p != 0 || l != 0 || mp != 0 {
+		t.Errorf("gauges after Stop: programs %v links %v maps %v", p, l, mp)
 	}
 }
