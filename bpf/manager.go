@@ -193,6 +193,9 @@ type Manager struct {
 	linkOrd []*linkEntry
 	closers []io.Closer
 	started bool
+	// inflight counts attachments between their start and their
+	// registration; Stop waits for them.
+	inflight sync.WaitGroup
 
 	stopping bool
 	stopped  chan struct{} // closed when Stop has finished
@@ -426,11 +429,19 @@ func (m *Manager) attach(op, collName, progName, point string, do func(*ebpf.Pro
 	}
 	e := &linkEntry{name: name, coll: collName, prog: progName}
 	m.mu.Lock()
+	if m.stopping {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("bpf: %s %s: %w", op, name, ErrManagerStopped)
+	}
 	if _, ok := m.links[name]; ok {
 		m.mu.Unlock()
 		return nil, fmt.Errorf("bpf: %s: link %q: %w", op, name, ErrAlreadyExists)
 	}
 	m.links[name] = e // reserved; e.l is nil until attached
+	// Stop waits for attachments in flight before it closes the programs
+	// they use.
+	m.inflight.Add(1)
+	defer m.inflight.Done()
 	m.mu.Unlock()
 
 	l, err := do(prog, ps)
@@ -839,6 +850,9 @@ func (m *Manager) Stop(ctx context.Context) error {
 	m.colls = make(map[string]*collEntry)
 	m.specs = make(map[string]*ebpf.CollectionSpec)
 	m.mu.Unlock()
+	// An attachment in flight sees stopping when it finishes and closes
+	// its own link; wait so that no program is closed under it.
+	m.inflight.Wait()
 
 	var errs []error
 	for i := len(links) - 1; i >= 0; i-- {

@@ -627,3 +627,50 @@ func TestManagerMetrics(t *testing.T) {
 		t.Errorf("gauges after Stop: programs %v links %v maps %v", p, l, mp)
 	}
 }
+
+// TestManagerAttachDuringStop races attachments with Stop: whatever order
+// they run in, no link survives and nothing races (run with -race).
+func TestManagerAttachDuringStop(t *testing.T) {
+	m := newTestManager(t)
+	coll := loadTestColl(t, m, "race")
+	info, err := coll.Programs["rb_getppid"].Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	progID, _ := info.ID()
+	points := []string{"sys_enter_getppid", "sys_enter_getpid", "sys_enter_gettid", "sys_enter_getuid", "sys_enter_getgid", "sys_enter_geteuid"}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		links []link.Link
+	)
+	for _, tp := range points {
+		wg.Go(func() {
+			l, err := m.AttachTracepoint("race", "rb_getppid", "syscalls", tp)
+			if err != nil {
+				if !errors.Is(err, ErrManagerStopped) {
+					t.Errorf("attach %s: %v", tp, err)
+				}
+				return
+			}
+			mu.Lock()
+			links = append(links, l)
+			mu.Unlock()
+		})
+	}
+	wg.Go(func() {
+		if err := m.Stop(context.Background()); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	wg.Wait()
+	for id, prog := range kernelLinks(t) {
+		if prog == progID {
+			t.Errorf("link %d to our program %d survived Stop", id, progID)
+		}
+	}
+	if s := m.Stats(); s.LinksActive != 0 {
+		t.Errorf("Stats after Stop: %+v", s)
+	}
+	t.Logf("%d of %d attachments won the race", len(links), len(points))
+}
