@@ -271,7 +271,8 @@ func (m *Manager) LoadSpec(name string, spec *ebpf.CollectionSpec) error {
 // log.
 //
 // The collection's maps are registered in MapManager() as
-// "collection/map" (not owned by it: they close with the collection).
+// "collection/map", data sections included ("collection/.rodata"); the
+// MapManager does not own them: they close with the collection.
 func (m *Manager) LoadCollection(name string, opts *ebpf.CollectionOptions) (*ebpf.Collection, error) {
 	m.mu.Lock()
 	if m.stopping {
