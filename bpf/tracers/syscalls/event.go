@@ -62,7 +62,6 @@ func (e *Event) AppendText(dst []byte) []byte {
 	return tracers.AppendUint(dst, "latency_ns", e.LatencyNs)
 }
 
-
 // SyscallName returns the name of syscall nr (x86_64), or "sys_NR".
 func SyscallName(nr uint32) string {
 	if int64(nr) < int64(len(names)) && names[nr] != "" {
