@@ -156,10 +156,12 @@ func (r *PerfbufReader) read(ctx context.Context, d *dispatcher[PerfbufEvent], b
 		maxRec    int
 		pending   = make([]uint64, max(r.ncpu, 1)) // lost counts not yet attached, per CPU
 		deadline  = time.Now().Add(fi)
+		clk       readClock
 	)
 	r.rd.SetDeadline(deadline)
 	handOff := func(now time.Time) {
 		b = d.dispatch(b)
+		clk.expire()
 		deadline = now.Add(fi)
 		r.rd.SetDeadline(deadline)
 	}
@@ -188,8 +190,8 @@ func (r *PerfbufReader) read(ctx context.Context, d *dispatcher[PerfbufEvent], b
 				b.arena = append(b.arena, rec.RawSample...)
 			}
 			maxRec = max(maxRec, n)
-			now := time.Now()
-			b.events = append(b.events, PerfbufEvent{Raw: b.arena[off : off+n : off+n], CPU: cpu, Timestamp: now.Round(0), Lost: pending[cpu]})
+			now, ts := clk.read(rec.Remaining)
+			b.events = append(b.events, PerfbufEvent{Raw: b.arena[off : off+n : off+n], CPU: cpu, Timestamp: ts, Lost: pending[cpu]})
 			pending[cpu] = 0
 			if len(b.events) >= batchSize || now.After(deadline) {
 				handOff(now)

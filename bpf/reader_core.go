@@ -265,3 +265,37 @@ func discardLogger(l *slog.Logger) *slog.Logger {
 	}
 	return l
 }
+
+// clockChunk is how many events at most share one reading of the clock.
+const clockChunk = 64
+
+// readClock stamps events with their read time without reading the clock
+// for each: reading it costs more than reading an event from the buffer. A
+// reading is shared by the events read back to back after it: it is renewed
+// for the first event after the buffer was found empty (so after every
+// wakeup), after each batch hand-off and at least every clockChunk events.
+// Every event's timestamp thus lies between the wakeup that made it
+// readable and the moment it was read, within the time it takes to read
+// clockChunk events (microseconds).
+type readClock struct {
+	now   time.Time // with the monotonic reading, for deadlines
+	ts    time.Time // now.Round(0), for events
+	left  int       // events that may still share now
+	empty bool      // the buffer was empty after the last event read
+}
+
+// read returns the clock for an event read with remaining bytes left behind
+// it in the buffer.
+func (c *readClock) read(remaining int) (now, ts time.Time) {
+	if c.left <= 0 || c.empty {
+		c.now = time.Now()
+		c.ts = c.now.Round(0)
+		c.left = clockChunk
+	}
+	c.left--
+	c.empty = remaining <= 0
+	return c.now, c.ts
+}
+
+// expire makes the next event read the clock.
+func (c *readClock) expire() { c.left = 0 }

@@ -187,10 +187,12 @@ func (r *RingbufReader) read(ctx context.Context, d *dispatcher[RingbufEvent], b
 		now       = time.Now()
 		deadline  = now.Add(fi)
 		nextPoll  = deadline
+		clk       readClock
 	)
 	r.rd.SetDeadline(deadline)
 	handOff := func(now time.Time) {
 		b = d.dispatch(b)
+		clk.expire()
 		deadline = now.Add(fi)
 		r.rd.SetDeadline(deadline)
 		if r.cfg.DropCounter != nil && !now.Before(nextPoll) {
@@ -214,8 +216,8 @@ func (r *RingbufReader) read(ctx context.Context, d *dispatcher[RingbufEvent], b
 				b.arena = append(b.arena, rec.RawSample...)
 			}
 			maxRec = max(maxRec, n)
-			now = time.Now()
-			b.events = append(b.events, RingbufEvent{Raw: b.arena[off : off+n : off+n], Timestamp: now.Round(0)})
+			now, ts := clk.read(rec.Remaining)
+			b.events = append(b.events, RingbufEvent{Raw: b.arena[off : off+n : off+n], Timestamp: ts})
 			if len(b.events) >= batchSize || now.After(deadline) {
 				handOff(now)
 			}
