@@ -43,8 +43,8 @@ func TestTracersJSON(t *testing.T) {
 		Supported   bool   `json:"supported"`
 		Unsupported string `json:"unsupported_reason"`
 		Streams     []struct {
-			Kind   string `json:"kind"`
-			Map    string `json:"map"`
+			Kind   string                        `json:"kind"`
+			Map    string                        `json:"map"`
 			Fields []struct{ Name, Type string } `json:"fields"`
 		} `json:"streams"`
 	}

@@ -154,6 +154,16 @@ func Load(t testing.TB, name string, opts tracers.Options) tracers.Builtin {
 	if err != nil {
 		t.Fatal(err)
 	}
+	LoadTracer(t, tr)
+	return tr
+}
+
+// LoadTracer loads and attaches tr, as Load does.
+func LoadTracer(t testing.TB, tr tracers.Builtin) {
+	t.Helper()
+	kerneltest.Require(t)
+	_ = rlimit.RemoveMemlock()
+	name := tr.Name()
 	if err := tr.Supported(); err != nil {
 		t.Fatalf("tracer %s not supported here: %v", name, err)
 	}
@@ -170,7 +180,6 @@ func Load(t testing.TB, name string, opts tracers.Options) tracers.Builtin {
 			l.Close()
 		}
 	})
-	return tr
 }
 
 // Reader reads one stream of a loaded tracer.
