@@ -105,3 +105,5 @@ func batchesEqual(t testing.TB, got, want *Batch) {
 		}
 	}
 }
+
+func strconvU(v uint64) string { return fmt.Sprint(v) }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"strings"
 	"errors"
 	"fmt"
 	"io"
@@ -108,7 +109,7 @@ type openSeg struct {
 	names   []string // stream names by number
 	kinds   []Kind
 	log     logStream
-	started bool
+	broken  bool // bbolt panicked: skip past the damaged pages
 }
 
 // Open opens the recording in dir for reading. It fails if dir holds no
@@ -161,6 +162,11 @@ func inspectSegment(f segFile) (si SegmentInfo) {
 		si.Size = fi.Size()
 	}
 	defer panicOnFault()()
+	if si.Size < 2*pageSize {
+		si.err = fmt.Errorf("file of %d bytes is too small to be a segment: %w", si.Size, errTooSmall)
+		si.Skipped = si.err.Error()
+		return si
+	}
 	db, err := openSegmentRO(f.path)
 	if err != nil {
 		if errors.Is(err, errBeingWritten) {
@@ -267,6 +273,9 @@ func (r *Reader) Next() (*Batch, error) {
 				continue // said so by Segments
 			}
 			if si.err != nil {
+				if si.Size == 0 && errors.Is(si.err, errTooSmall) && r.next == len(r.segs) {
+					continue // a writer killed while creating its last segment: said so by Segments
+				}
 				return nil, &CorruptError{Segment: si.Index, Err: si.err}
 			}
 			if r.skipSegment(si) {
@@ -318,8 +327,12 @@ func (r *Reader) skipSegment(si *SegmentInfo) bool {
 func (r *Reader) openSegment(si *SegmentInfo) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = &CorruptError{Segment: si.Index, Err: fmt.Errorf("corrupted file (bbolt failed: %v)", p)}
-			r.closeCur()
+			err = &CorruptError{Segment: si.Index, Err: fmt.Errorf("damaged page (bbolt failed: %v)", p)}
+			if r.cur != nil && r.cur.log.c != nil {
+				r.cur.broken = true // skip the damaged pages
+			} else {
+				r.closeCur()
+			}
 		}
 	}()
 	db, err := openSegmentRO(si.Path)
@@ -333,6 +346,11 @@ func (r *Reader) openSegment(si *SegmentInfo) (err error) {
 			return &CorruptError{Segment: si.Index, Err: errors.New("deleted while reading (retention?)")}
 		}
 		return &CorruptError{Segment: si.Index, Err: err}
+	}
+	// bbolt trusts its pages: check them first (see checkPages).
+	if msgs, fatal := checkPages(si.Path); fatal {
+		db.Close()
+		return &CorruptError{Segment: si.Index, Err: fmt.Errorf("damaged file structure, segment skipped: %s", strings.Join(msgs, "; "))}
 	}
 	tx, err := db.Begin(false)
 	if err != nil {
@@ -404,10 +422,15 @@ func (r *Reader) nextInSegment() (b *Batch, err error) {
 		if p := recover(); p != nil {
 			b = nil
 			err = &CorruptError{Segment: s.info.Index, Seq: r.lastSeq, After: r.lastSeq != 0,
-				Err: fmt.Errorf("corrupted file (bbolt failed: %v); rest of segment skipped", p)}
-			r.closeCur()
+				Err: fmt.Errorf("damaged page (bbolt failed: %v); skipping it", p)}
+			s.broken = true
 		}
 	}()
+	if s.broken {
+		if !r.skipDamage() {
+			return nil, io.EOF
+		}
+	}
 	for {
 		rec, startChunk, err := s.log.readRecord(r.rec[:0])
 		r.rec = rec[:0]
@@ -481,6 +504,44 @@ func (r *Reader) nextInSegment() (b *Batch, err error) {
 }
 
 var errCRC = errors.New("crc mismatch")
+
+// errTooSmall: a segment file smaller than two pages (a garbage file, or a
+// writer killed while creating the segment).
+var errTooSmall = errors.New("not a complete bbolt file")
+
+// skipDamage repositions after bbolt panicked on a damaged page: it tries
+// chunks further and further after the last one read until bbolt can seek
+// there. It returns false if the rest of the segment is unreadable.
+func (r *Reader) skipDamage() bool {
+	s := r.cur
+	base := s.log.chunk
+	for step := uint64(1); step < 1<<62 && base+step > base; {
+		ok, eof := func() (ok, eof bool) {
+			defer func() {
+				if recover() != nil {
+					ok = false
+				}
+			}()
+			s.log.c = s.tx.Bucket(bucketLog).Cursor()
+			s.log.chunk = base + step
+			err := s.log.toStart()
+			return err == nil, err == io.EOF
+		}()
+		if eof {
+			return false
+		}
+		if ok {
+			s.broken = false
+			return true
+		}
+		if step < 8 {
+			step++
+		} else {
+			step *= 2
+		}
+	}
+	return false
+}
 
 // logStream reads the record log of a segment across its chunks.
 type logStream struct {

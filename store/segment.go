@@ -102,6 +102,9 @@ func openSegmentRO(path string) (db *bolt.DB, err error) {
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, errBeingWritten
 	}
+	if errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) || errors.Is(err, berrors.ErrVersionMismatch) {
+		return nil, fmt.Errorf("not a valid segment (bbolt: %w)", err)
+	}
 	return db, err
 }
 

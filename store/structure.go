@@ -1,0 +1,268 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
+)
+
+// checkPages validates the bbolt page structure of a segment file by
+// reading it with pread, before bbolt is let loose on it: bbolt trusts its
+// pages, and on damaged ones it panics (sometimes in goroutines of its own,
+// which cannot be recovered) or recurses forever on a page cycle. It checks
+// both meta pages, then walks every B+tree from the chosen meta's root:
+// page ids below the high-water mark and inside the file, page types,
+// element counts and bounds, key order, each page referenced once (so no
+// cycles), bounded depth.
+//
+// It returns the problems found, and whether any of them makes the file
+// unsafe for bbolt (a damaged meta page, a page referenced twice, which
+// may be a cycle, a page out of range); the others (damaged leaf or branch
+// contents) make bbolt panic in the calling goroutine, which the reader
+// recovers from.
+func checkPages(path string) (msgs []string, fatal bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return []string{err.Error()}, true
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return []string{err.Error()}, true
+	}
+	c := &pageChecker{f: f, size: fi.Size(), seen: map[uint64]bool{}}
+	c.run()
+	return c.msgs, c.fatal
+}
+
+type pageChecker struct {
+	f      *os.File
+	size   int64
+	hwm    uint64
+	fatal  bool
+	seen   map[uint64]bool
+	msgs   []string
+	buf    []byte
+}
+
+const (
+	pageHeaderSize = 16
+	elemSize       = 16
+	flagBranch     = 0x01
+	flagLeaf       = 0x02
+	flagMeta       = 0x04
+	boltMagic      = 0xED0CDAED
+	boltVersion    = 2
+	maxTreeDepth   = 64
+	maxCheckMsgs   = 20
+)
+
+func (c *pageChecker) fatalf(format string, args ...any) {
+	c.fatal = true
+	c.fail(format, args...)
+}
+
+func (c *pageChecker) fail(format string, args ...any) {
+	if len(c.msgs) < maxCheckMsgs {
+		c.msgs = append(c.msgs, fmt.Sprintf(format, args...))
+	}
+}
+
+// meta reads and validates meta page i; it returns root, hwm, txid.
+func (c *pageChecker) meta(i int) (root, hwm, txid uint64, err error) {
+	var p [pageHeaderSize + 64]byte
+	if _, err := c.f.ReadAt(p[:], int64(i)*pageSize); err != nil {
+		return 0, 0, 0, fmt.Errorf("meta page %d: %v", i, err)
+	}
+	m := p[pageHeaderSize:]
+	switch {
+	case binary.LittleEndian.Uint16(p[8:]) != flagMeta:
+		return 0, 0, 0, fmt.Errorf("meta page %d: not a meta page", i)
+	case binary.LittleEndian.Uint32(m[0:]) != boltMagic:
+		return 0, 0, 0, fmt.Errorf("meta page %d: bad magic (not a bbolt file)", i)
+	case binary.LittleEndian.Uint32(m[4:]) != boltVersion:
+		return 0, 0, 0, fmt.Errorf("meta page %d: bbolt version %d", i, binary.LittleEndian.Uint32(m[4:]))
+	case binary.LittleEndian.Uint32(m[8:]) != pageSize:
+		return 0, 0, 0, fmt.Errorf("meta page %d: page size %d, want %d", i, binary.LittleEndian.Uint32(m[8:]), pageSize)
+	}
+	h := fnv.New64a()
+	h.Write(m[:56])
+	if h.Sum64() != binary.LittleEndian.Uint64(m[56:]) {
+		return 0, 0, 0, fmt.Errorf("meta page %d: checksum mismatch", i)
+	}
+	return binary.LittleEndian.Uint64(m[16:]), binary.LittleEndian.Uint64(m[40:]), binary.LittleEndian.Uint64(m[48:]), nil
+}
+
+func (c *pageChecker) run() {
+	if c.size < 2*pageSize {
+		c.fatalf("file of %d bytes is too small for a segment", c.size)
+		return
+	}
+	r0, h0, t0, e0 := c.meta(0)
+	r1, h1, t1, e1 := c.meta(1)
+	root, hwm := r0, h0
+	switch {
+	case e0 != nil && e1 != nil:
+		c.fatalf("%v; %v", e0, e1)
+		return
+	case e0 != nil || (e1 == nil && t1 > t0):
+		root, hwm = r1, h1
+	}
+	if hwm > uint64(c.size/pageSize) {
+		c.fatalf("file truncated: %d bytes, but the data reaches page %d (%d bytes)", c.size, hwm, hwm*pageSize)
+		return
+	}
+	c.hwm = hwm
+	c.tree(root, 0, true)
+}
+
+// page reads page id (with its overflow pages if full) and checks its
+// header; nil if it is bad.
+func (c *pageChecker) page(id uint64) []byte {
+	if id < 2 || id >= c.hwm {
+		c.fatalf("page %d: out of range [2, %d)", id, c.hwm)
+		return nil
+	}
+	if c.seen[id] {
+		c.fatalf("page %d: referenced twice (cycle or damage)", id)
+		return nil
+	}
+	var h [pageHeaderSize]byte
+	if _, err := c.f.ReadAt(h[:], int64(id)*pageSize); err != nil {
+		c.fail("page %d: %v", id, err)
+		return nil
+	}
+	if got := binary.LittleEndian.Uint64(h[0:]); got != id {
+		c.fail("page %d: header says page %d (overwritten or zeroed)", id, got)
+		c.seen[id] = true
+		return nil
+	}
+	overflow := uint64(binary.LittleEndian.Uint32(h[12:]))
+	if id+overflow >= c.hwm {
+		c.fatalf("page %d: %d overflow pages run past the end", id, overflow)
+		return nil
+	}
+	for i := uint64(0); i <= overflow; i++ {
+		if c.seen[id+i] {
+			c.fatalf("page %d: overlaps page %d (cycle or damage)", id, id+i)
+			return nil
+		}
+		c.seen[id+i] = true
+	}
+	n := int((overflow + 1) * pageSize)
+	if cap(c.buf) < n {
+		c.buf = make([]byte, n)
+	}
+	buf := c.buf[:n]
+	if _, err := c.f.ReadAt(buf, int64(id)*pageSize); err != nil && err != io.EOF {
+		c.fail("page %d: %v", id, err)
+		return nil
+	}
+	return buf
+}
+
+// tree walks the B+tree rooted at page id. isRoot marks the root bucket's
+// tree, whose leaf elements are the bucket entries.
+func (c *pageChecker) tree(id uint64, depth int, isRoot bool) {
+	if depth > maxTreeDepth {
+		c.fatalf("page %d: tree deeper than %d", id, maxTreeDepth)
+		return
+	}
+	h := c.page(id)
+	if h == nil {
+		return
+	}
+	flags := binary.LittleEndian.Uint16(h[8:])
+	count := int(binary.LittleEndian.Uint16(h[10:]))
+	if count == 0 && !isRoot && depth > 0 {
+		c.fail("page %d: empty", id)
+	}
+	if pageHeaderSize+count*elemSize > len(h) {
+		c.fail("page %d: %d elements do not fit", id, count)
+		return
+	}
+	switch flags {
+	case flagBranch:
+		var children []uint64
+		var prev []byte
+		for i := 0; i < count; i++ {
+			e := h[pageHeaderSize+i*elemSize:]
+			pos, ksize := int(binary.LittleEndian.Uint32(e[0:])), int(binary.LittleEndian.Uint32(e[4:]))
+			start := pageHeaderSize + i*elemSize + pos
+			if pos < 0 || ksize < 0 || start+ksize > len(h) || start < pageHeaderSize {
+				c.fail("page %d: element %d out of bounds", id, i)
+				return
+			}
+			k := h[start : start+ksize]
+			if prev != nil && bytes.Compare(prev, k) >= 0 {
+				c.fail("page %d: keys out of order", id)
+				return
+			}
+			prev = k
+			children = append(children, binary.LittleEndian.Uint64(e[8:]))
+		}
+		for _, ch := range children {
+			c.tree(ch, depth+1, isRoot)
+		}
+	case flagLeaf:
+		// Walk the buckets only when done with h (c's buffer).
+		for _, sub := range c.leaf(id, h, count, nil) {
+			c.tree(sub, 0, false)
+		}
+	default:
+		c.fail("page %d: bad page type %#x", id, flags)
+	}
+}
+
+// leaf checks a leaf page's elements and appends the root pages of the
+// buckets it holds to subs.
+func (c *pageChecker) leaf(id uint64, h []byte, count int, subs []uint64) []uint64 {
+	var prev []byte
+	for i := 0; i < count; i++ {
+		e := h[pageHeaderSize+i*elemSize:]
+		flags := binary.LittleEndian.Uint32(e[0:])
+		pos := int(binary.LittleEndian.Uint32(e[4:]))
+		ksize := int(binary.LittleEndian.Uint32(e[8:]))
+		vsize := int(binary.LittleEndian.Uint32(e[12:]))
+		start := pageHeaderSize + i*elemSize + pos
+		if pos < 0 || ksize < 0 || vsize < 0 || start < pageHeaderSize || start+ksize+vsize > len(h) {
+			c.fail("page %d: element %d out of bounds", id, i)
+			return subs
+		}
+		k := h[start : start+ksize]
+		if prev != nil && bytes.Compare(prev, k) >= 0 {
+			c.fail("page %d: keys out of order", id)
+			return subs
+		}
+		prev = k
+		if flags&0x01 != 0 { // a bucket
+			if vsize < 16 {
+				c.fail("page %d: bad bucket entry", id)
+				return subs
+			}
+			v := h[start+ksize : start+ksize+vsize]
+			if root := binary.LittleEndian.Uint64(v); root != 0 {
+				subs = append(subs, root)
+			} else if vsize < 16+pageHeaderSize {
+				c.fail("page %d: bad inline bucket", id)
+				return subs
+			} else {
+				// An inline bucket: a page inside the value.
+				in := v[16:]
+				n := int(binary.LittleEndian.Uint16(in[10:]))
+				if binary.LittleEndian.Uint16(in[8:]) != flagLeaf || pageHeaderSize+n*elemSize > len(in) {
+					c.fail("page %d: bad inline bucket", id)
+					return subs
+				}
+				subs = c.leaf(id, in, n, subs)
+			}
+		} else if flags != 0 {
+			c.fail("page %d: element %d has flags %#x", id, i, flags)
+			return subs
+		}
+	}
+	return subs
+}
