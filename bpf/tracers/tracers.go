@@ -133,8 +133,11 @@ type Builtin interface {
 	Close() error
 }
 
-// DefaultWakeupEvery is the default of Options.WakeupEvery.
-const DefaultWakeupEvery = 64
+// DefaultWakeupEvery is the default of Options.WakeupEvery: under a getpid
+// storm on a 2-CPU machine, 256 recorded about 1.4 times the rate of 64
+// and 8 times that of waking on every event; the reader's flush deadline
+// bounds the latency of the events in between.
+const DefaultWakeupEvery = 256
 
 // Options configure a built-in tracer.
 type Options struct {

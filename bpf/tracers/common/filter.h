@@ -108,7 +108,7 @@ static __always_inline bool selected(void)
 // submitted with BPF_RB_NO_WAKEUP, and the reader's deadline (flush
 // interval) bounds their latency. 0 leaves the choice to the kernel (wake
 // when the reader has caught up). Set from Go before load.
-volatile const __u32 wakeup_every = 64;
+volatile const __u32 wakeup_every = 256;
 
 // DEFINE_COUNTERS(prefix) defines the two per-CPU counters of a stream:
 // prefix##_emitted (key 0: events the program tried to emit) and

@@ -1,8 +1,9 @@
 //go:build ignore
 
 // syscalls: every syscall of the selected processes, with its latency, from
-// the raw tracepoints sys_enter and sys_exit (the start time waits in a
-// per-thread hash). Built for rate: a 32-byte event, no string copies,
+// the raw tracepoints sys_enter and sys_exit (the start time waits in the
+// thread's task local storage: measured faster than a hash keyed by thread
+// id, and freed with the thread). Built for rate: a 32-byte event, no string copies,
 // batched reader wakeups.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -36,10 +37,12 @@ struct {
 	__uint(max_entries, 4 * 1024 * 1024);
 } sys_events SEC(".maps");
 
+// Per-thread start of the syscall in progress (task local storage: freed
+// with the thread, cheaper than a hash keyed by thread id).
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u32); // thread id
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct sys_start);
 } sys_starts SEC(".maps");
 
@@ -67,30 +70,33 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	if (!selected())
 		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)pid_tgid;
 	__u64 now = bpf_ktime_get_ns();
+	struct task_struct *task = bpf_get_current_task_btf();
 	if (id == NR_EXIT || id == NR_EXIT_GROUP) {
-		// These never return: report them now, and forget the thread.
-		bpf_map_delete_elem(&sys_starts, &tid);
+		// These never return: report them now.
+		struct sys_start *s = bpf_task_storage_get(&sys_starts, task, 0, 0);
+		if (s)
+			s->ktime_ns = 0;
 		emit(now, 0, 0, pid_tgid >> 32, id);
 		return 0;
 	}
-	struct sys_start s = {.ktime_ns = now, .nr = id};
-	bpf_map_update_elem(&sys_starts, &tid, &s, BPF_ANY);
+	struct sys_start *s = bpf_task_storage_get(&sys_starts, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!s)
+		return 0;
+	s->ktime_ns = now;
+	s->nr = id;
 	return 0;
 }
 
 SEC("raw_tp/sys_exit")
 int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)pid_tgid;
-	struct sys_start *s = bpf_map_lookup_elem(&sys_starts, &tid);
-	if (!s) // not selected at entry
+	struct sys_start *s = bpf_task_storage_get(&sys_starts, bpf_get_current_task_btf(), 0, 0);
+	if (!s || !s->ktime_ns) // not selected at entry
 		return 0;
 	__u64 start = s->ktime_ns;
 	__u32 nr = s->nr;
-	bpf_map_delete_elem(&sys_starts, &tid);
-	emit(start, bpf_ktime_get_ns() - start, ret, pid_tgid >> 32, nr);
+	s->ktime_ns = 0;
+	emit(start, bpf_ktime_get_ns() - start, ret, bpf_get_current_pid_tgid() >> 32, nr);
 	return 0;
 }

@@ -62,13 +62,12 @@ func (t *Tracer) Description() string {
 // AttachPoints lists where the tracer attaches.
 func (t *Tracer) AttachPoints() []string { return []string{"raw_tp/sys_enter", "raw_tp/sys_exit"} }
 
-// Supported checks that the sys_enter and sys_exit tracepoints exist.
+// Supported checks for kernel BTF (the programs keep the start of each
+// syscall in task local storage) and the sys_enter and sys_exit tracepoints.
 func (t *Tracer) Supported() error {
 	for _, n := range []string{"sys_enter", "sys_exit"} {
-		if tracers.CheckBTFTracepoint(n) != nil {
-			if err := tracers.CheckTracepoint("raw_syscalls", n); err != nil {
-				return err
-			}
+		if err := tracers.CheckBTFTracepoint(n); err != nil {
+			return err
 		}
 	}
 	return nil
