@@ -190,11 +190,11 @@ func (r *PerfbufReader) read(ctx context.Context, d *dispatcher[PerfbufEvent], b
 				b.arena = append(b.arena, rec.RawSample...)
 			}
 			maxRec = max(maxRec, n)
-			now, ts := clk.read(rec.Remaining)
-			b.events = append(b.events, PerfbufEvent{Raw: b.arena[off : off+n : off+n], CPU: cpu, Timestamp: ts, Lost: pending[cpu]})
+			clk.read(rec.Remaining)
+			b.events = append(b.events, PerfbufEvent{Raw: b.arena[off : off+n : off+n], CPU: cpu, Timestamp: clk.ts, Lost: pending[cpu]})
 			pending[cpu] = 0
-			if len(b.events) >= batchSize || now.After(deadline) {
-				handOff(now)
+			if len(b.events) >= batchSize || clk.now.After(deadline) {
+				handOff(clk.now)
 			}
 			continue
 		}

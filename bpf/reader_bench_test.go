@@ -162,55 +162,93 @@ func (r *benchResult) report(b *testing.B) {
 	b.ReportMetric(float64(r.mallocs)/float64(r.events), "allocs/ev")
 }
 
-func BenchmarkRingbufReaderLive(b *testing.B) {
-	p := loadTestProg(b, progOpts{wakeupEvery: 256, rbSize: liveRingSize})
-	n := int64(b.N)
-	stop := storm(emitRingbuf)
-	defer stop()
-	var res benchResult
+// liveRounds is how many times the Live benchmarks alternate between the
+// bare loop and the reader (in alternating order), so that drifts of the
+// load affect both alike.
+const liveRounds = 16
 
-	rd, err := ringbuf.NewReader(p.rb)
-	if err != nil {
-		b.Fatal(err)
+// liveRoundEvents is the least number of events of a round: a fresh reader
+// first waits for a wakeup or its deadline, which must not dominate.
+const liveRoundEvents = 32 << 10
+
+func liveBench(b *testing.B, bare func(n int64) (int64, time.Duration), reader func(n int64) (int64, time.Duration, uint64)) {
+	b.Helper()
+	var res benchResult
+	per := max(int64(b.N)/liveRounds, liveRoundEvents)
+	runBare := func() {
+		// On a fresh goroutine, as the reader's Start.
+		var (
+			got int64
+			d   time.Duration
+			wg  sync.WaitGroup
+		)
+		wg.Go(func() { got, d = bare(per) })
+		wg.Wait()
+		res.bareEvents += got
+		res.bareTime += d
+	}
+	runReader := func() {
+		got, d, m := reader(per)
+		res.events += got
+		res.time += d
+		res.mallocs += m
 	}
 	b.ResetTimer()
-	res.bareEvents, res.bareTime = bareRingbuf(b, rd, n)
-	rd.Close()
-
-	h := newCountingHandler(n)
-	r, err := NewRingbufReader(p.rb, "events_rb", h.ringbuf, RingbufConfig{BatchSize: benchBatch, FlushInterval: benchFlush}, nil, nil)
-	if err != nil {
-		b.Fatal(err)
+	for i := range liveRounds {
+		if i%2 == 0 {
+			runBare()
+			runReader()
+		} else {
+			runReader()
+			runBare()
+		}
 	}
-	res.events, res.time, res.mallocs = readCounted(b, n, r.Start, &h.handled, h.reached)
 	b.StopTimer()
 	res.report(b)
+	b.ReportMetric(res.time.Seconds()*1e9/float64(res.events), "ns/op")
+}
+
+func BenchmarkRingbufReaderLive(b *testing.B) {
+	p := loadTestProg(b, progOpts{wakeupEvery: 256, rbSize: liveRingSize})
+	stop := storm(emitRingbuf)
+	defer stop()
+	liveBench(b, func(n int64) (int64, time.Duration) {
+		rd, err := ringbuf.NewReader(p.rb)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer rd.Close()
+		return bareRingbuf(b, rd, n)
+	}, func(n int64) (int64, time.Duration, uint64) {
+		h := newCountingHandler(n)
+		r, err := NewRingbufReader(p.rb, "events_rb", h.ringbuf, RingbufConfig{BatchSize: benchBatch, FlushInterval: benchFlush}, nil, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return readCounted(b, n, r.Start, &h.handled, h.reached)
+	})
 }
 
 func BenchmarkPerfbufReaderLive(b *testing.B) {
 	p := loadTestProg(b, progOpts{})
-	n := int64(b.N)
 	stop := storm(emitPerf)
 	defer stop()
-	var res benchResult
-
-	rd, err := perf.NewReaderWithOptions(p.perf, perfLiveBuf, perf.ReaderOptions{Watermark: perfWatermark})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	res.bareEvents, res.bareTime = barePerf(b, rd, n)
-	rd.Close()
-
-	h := newCountingHandler(n)
-	cfg := PerfbufConfig{BatchSize: benchBatch, FlushInterval: benchFlush, PerCPUBufferSize: perfLiveBuf, Watermark: perfWatermark}
-	r, err := NewPerfbufReader(p.perf, "events_perf", h.perf, cfg, nil, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	res.events, res.time, res.mallocs = readCounted(b, n, r.Start, &h.handled, h.reached)
-	b.StopTimer()
-	res.report(b)
+	liveBench(b, func(n int64) (int64, time.Duration) {
+		rd, err := perf.NewReaderWithOptions(p.perf, perfLiveBuf, perf.ReaderOptions{Watermark: perfWatermark})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer rd.Close()
+		return barePerf(b, rd, n)
+	}, func(n int64) (int64, time.Duration, uint64) {
+		h := newCountingHandler(n)
+		cfg := PerfbufConfig{BatchSize: benchBatch, FlushInterval: benchFlush, PerCPUBufferSize: perfLiveBuf, Watermark: perfWatermark}
+		r, err := NewPerfbufReader(p.perf, "events_perf", h.perf, cfg, nil, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return readCounted(b, n, r.Start, &h.handled, h.reached)
+	})
 }
 
 // drainChunk is how many events one fill puts into the buffer: a multiple

@@ -284,17 +284,20 @@ type readClock struct {
 	empty bool      // the buffer was empty after the last event read
 }
 
-// read returns the clock for an event read with remaining bytes left behind
-// it in the buffer.
-func (c *readClock) read(remaining int) (now, ts time.Time) {
+// read updates c.now and c.ts for an event read with remaining bytes left
+// behind it in the buffer. The fast path is small enough to be inlined.
+func (c *readClock) read(remaining int) {
 	if c.left <= 0 || c.empty {
-		c.now = time.Now()
-		c.ts = c.now.Round(0)
-		c.left = clockChunk
+		c.tick()
 	}
 	c.left--
 	c.empty = remaining <= 0
-	return c.now, c.ts
+}
+
+func (c *readClock) tick() {
+	c.now = time.Now()
+	c.ts = c.now.Round(0)
+	c.left = clockChunk
 }
 
 // expire makes the next event read the clock.

@@ -216,10 +216,10 @@ func (r *RingbufReader) read(ctx context.Context, d *dispatcher[RingbufEvent], b
 				b.arena = append(b.arena, rec.RawSample...)
 			}
 			maxRec = max(maxRec, n)
-			now, ts := clk.read(rec.Remaining)
-			b.events = append(b.events, RingbufEvent{Raw: b.arena[off : off+n : off+n], Timestamp: ts})
-			if len(b.events) >= batchSize || now.After(deadline) {
-				handOff(now)
+			clk.read(rec.Remaining)
+			b.events = append(b.events, RingbufEvent{Raw: b.arena[off : off+n : off+n], Timestamp: clk.ts})
+			if len(b.events) >= batchSize || clk.now.After(deadline) {
+				handOff(clk.now)
 			}
 			continue
 		}
