@@ -74,14 +74,23 @@ func (s *session) run(ctx context.Context) (sum *Summary, err error) {
 	for _, st := range s.streams {
 		meta.Streams = append(meta.Streams, st.info)
 	}
+	_, statErr := os.Stat(s.opts.Dir)
+	dirExisted := statErr == nil
 	s.w, err = store.Create(s.opts.Dir, meta, s.opts.Store)
 	if err != nil {
 		return nil, fmt.Errorf("record: %w", err)
 	}
-	// From here on the recording exists: whatever happens, close it.
+	// From here on the recording exists: whatever happens, close it. If
+	// recording never started (attaching failed), leave no half-made
+	// recording behind.
+	running := false
 	defer func() {
 		if cerr := s.w.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("record: close recording: %w", cerr)
+		}
+		if !running {
+			removeRecording(s.opts.Dir, dirExisted)
+			return
 		}
 		if sum != nil {
 			s.finishSummary(sum)
@@ -99,7 +108,21 @@ func (s *session) run(ctx context.Context) (sum *Summary, err error) {
 			return nil, err
 		}
 	}
+	running = true
 	return s.loop(ctx)
+}
+
+// removeRecording removes a recording that never started: the directory if
+// Create made it, else only the segment files in it.
+func removeRecording(dir string, keepDir bool) {
+	if !keepDir {
+		_ = os.RemoveAll(dir)
+		return
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	for _, f := range segs {
+		_ = os.Remove(f)
+	}
 }
 
 // setupFilter creates the shared process filter of the built-in tracers

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -62,6 +63,7 @@ Recording needs root (or CAP_BPF and CAP_PERFMON) and tracefs mounted.`,
 			&cli.StringSliceFlag{Name: "attach", Usage: "with --object: KIND:TARGET=PROGRAM, KIND one of tracepoint (GROUP/NAME), raw_tracepoint, tp_btf, uprobe (/path:SYMBOL), uretprobe, kprobe, kretprobe (default: the programs' ELF sections)"},
 			&cli.StringSliceFlag{Name: "ringbuf", Usage: "with --object: ring buffer map to record (default: every ring buffer and perf event array)"},
 			&cli.StringSliceFlag{Name: "perfbuf", Usage: "with --object: perf event array map to record"},
+			&cli.StringSliceFlag{Name: "set", Usage: "with --object: NAME=VALUE sets an integer global (volatile const) of the object before loading"},
 			&cli.IntFlag{Name: "ringbuf-size", Usage: "size in bytes of built-in tracers' ring buffers (power of two, multiple of the page size; 0: tracer default)"},
 			&cli.IntFlag{Name: "perf-buffer-size", Value: bpf.DefaultPerfbufConfig().PerCPUBufferSize, Usage: "size in bytes of each per-CPU perf buffer"},
 			&cli.IntFlag{Name: "wakeup-every", Value: tracers.DefaultWakeupEvery, Usage: "built-in ring buffer tracers wake the reader every N events (latency stays bounded by --read-flush)"},
@@ -96,9 +98,12 @@ func recordAction(c *cli.Context) error {
 		if err != nil {
 			return usageError("%v", err)
 		}
+		if err := setVariables(cl.Spec, c.StringSlice("set")); err != nil {
+			return usageError("--object %s: %v", obj, err)
+		}
 		coll = &cl
-	} else if len(c.StringSlice("attach")) > 0 || len(c.StringSlice("ringbuf")) > 0 || len(c.StringSlice("perfbuf")) > 0 {
-		return usageError("--attach, --ringbuf and --perfbuf go with --object")
+	} else if len(c.StringSlice("attach")) > 0 || len(c.StringSlice("ringbuf")) > 0 || len(c.StringSlice("perfbuf")) > 0 || len(c.StringSlice("set")) > 0 {
+		return usageError("--attach, --ringbuf, --perfbuf and --set go with --object")
 	}
 	if addr := c.String("metrics-addr"); addr != "" {
 		stop, err := serveMetrics(addr, &opts)
@@ -269,6 +274,52 @@ func objectCollection(path string, attach, ringbufs, perfbufs []string) (record.
 		coll.Streams = append(coll.Streams, record.Stream{Map: m, Name: m, Tracer: name, Object: obj})
 	}
 	return coll, nil
+}
+
+// setVariables applies --set NAME=VALUE to the spec's global variables.
+func setVariables(spec *ebpf.CollectionSpec, sets []string) error {
+	for _, kv := range sets {
+		name, val, ok := strings.Cut(kv, "=")
+		if !ok {
+			return fmt.Errorf("--set %q: want NAME=VALUE", kv)
+		}
+		v, ok := spec.Variables[name]
+		if !ok {
+			var names []string
+			for n := range spec.Variables {
+				if !strings.HasPrefix(n, ".") {
+					names = append(names, n)
+				}
+			}
+			sort.Strings(names)
+			return fmt.Errorf("--set %s: no global variable %q (variables: %s)", kv, name, strings.Join(names, ", "))
+		}
+		n, err := strconv.ParseInt(val, 0, 64)
+		if err != nil {
+			u, uerr := strconv.ParseUint(val, 0, 64)
+			if uerr != nil {
+				return fmt.Errorf("--set %s: %q is not an integer", kv, val)
+			}
+			n = int64(u)
+		}
+		var setErr error
+		switch v.Size() {
+		case 1:
+			setErr = v.Set(uint8(n))
+		case 2:
+			setErr = v.Set(uint16(n))
+		case 4:
+			setErr = v.Set(uint32(n))
+		case 8:
+			setErr = v.Set(uint64(n))
+		default:
+			setErr = fmt.Errorf("variable of %d bytes is not an integer", v.Size())
+		}
+		if setErr != nil {
+			return fmt.Errorf("--set %s: %v", kv, setErr)
+		}
+	}
+	return nil
 }
 
 func serveMetrics(addr string, opts *record.Options) (func(), error) {
