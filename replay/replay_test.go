@@ -1,0 +1,300 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ebpfrec/ebpfrec/bpf"
+	"github.com/ebpfrec/ebpfrec/store"
+)
+
+// smallSegments rotates every few dozen batches.
+var smallSegments = store.WriterOptions{MaxSegmentBytes: 32 << 10, FlushBytes: 8 << 10}
+
+func TestExactBatchByBatch(t *testing.T) {
+	dir := t.TempDir()
+	want := genRecording(t, dir, 400, smallSegments)
+	if segs, _ := filepath.Glob(filepath.Join(dir, "*.seg")); len(segs) < 3 {
+		t.Fatalf("want several segments, got %d", len(segs))
+	}
+	c := newCollector(t, dir, Options{})
+	st, err := c.r.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	compareFingerprints(t, c.fps, want)
+	if st.Batches != 400 || st.HandlerErrors != 0 || st.Damaged != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	var events, bytes uint64
+	for _, f := range onlyBatches(want) {
+		_ = f
+	}
+	for _, s := range st.Streams {
+		events += s.Events
+		bytes += s.Bytes
+	}
+	if events != st.Events || bytes != st.Bytes || st.Events == 0 {
+		t.Fatalf("per-stream sums %d events %d bytes, totals %d %d", events, bytes, st.Events, st.Bytes)
+	}
+	// The loss counters the recording carried: the latest per stream.
+	info, err := store.Info(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range info.Streams {
+		if got := st.Streams[s.Name].Loss; got != s.Loss {
+			t.Errorf("stream %s: loss %+v, store says %+v", s.Name, got, s.Loss)
+		}
+	}
+}
+
+func TestPerStreamHandlersAndInterleaving(t *testing.T) {
+	dir := t.TempDir()
+	want := onlyBatches(genRecording(t, dir, 120, smallSegments))
+	r, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	r.HandleRingbuf("exec", func(_ context.Context, evs []bpf.RingbufEvent) error {
+		got = append(got, fingerprintRing("exec", evs))
+		return nil
+	})
+	r.HandlePerfbuf("exit", func(_ context.Context, evs []bpf.PerfbufEvent) error {
+		got = append(got, fingerprintPerf("exit", evs))
+		return nil
+	})
+	st, err := r.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantSel []string
+	for _, f := range want {
+		if f[:5] == "exec " || f[:5] == "exit " {
+			wantSel = append(wantSel, f)
+		}
+	}
+	compareFingerprints(t, got, wantSel)
+	if st.Streams["custom"] != nil && st.Streams["custom"].Batches != 0 {
+		t.Fatalf("custom has no handler but was delivered: %+v", st.Streams["custom"])
+	}
+}
+
+func TestStreamFilter(t *testing.T) {
+	dir := t.TempDir()
+	want := genRecording(t, dir, 200, smallSegments)
+	c := newCollector(t, dir, Options{Streams: []string{"exit", "custom"}})
+	if _, err := c.r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var wantSel []string
+	for _, f := range want {
+		if hasStream(f, "exit") || hasStream(f, "custom") {
+			wantSel = append(wantSel, f)
+		}
+	}
+	compareFingerprints(t, c.fps, wantSel)
+}
+
+func hasStream(fp, s string) bool {
+	if len(fp) > 5 && fp[:5] == "LOSS " {
+		fp = fp[5:]
+	}
+	return len(fp) > len(s) && fp[:len(s)] == s && fp[len(s)] == ' '
+}
+
+func TestTimeRange(t *testing.T) {
+	dir := t.TempDir()
+	genRecording(t, dir, 300, smallSegments)
+	// Everything, to know the batch times.
+	var times []time.Time
+	r, _ := Open(dir, Options{})
+	r.HandleRingbuf("", func(_ context.Context, evs []bpf.RingbufEvent) error {
+		times = append(times, evs[0].Timestamp)
+		return nil
+	})
+	r.HandlePerfbuf("", func(_ context.Context, evs []bpf.PerfbufEvent) error {
+		times = append(times, evs[0].Timestamp)
+		return nil
+	})
+	if _, err := r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	from, to := times[100], times[200]
+	var want int
+	for _, tm := range times {
+		if !tm.Before(from) && tm.Before(to) {
+			want++
+		}
+	}
+	var got []time.Time
+	r, _ = Open(dir, Options{From: from, To: to})
+	r.HandleRingbuf("", func(_ context.Context, evs []bpf.RingbufEvent) error {
+		got = append(got, evs[0].Timestamp)
+		return nil
+	})
+	r.HandlePerfbuf("", func(_ context.Context, evs []bpf.PerfbufEvent) error {
+		got = append(got, evs[0].Timestamp)
+		return nil
+	})
+	if _, err := r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != want {
+		t.Fatalf("got %d batches in [%v, %v), want %d", len(got), from, to, want)
+	}
+	for _, tm := range got {
+		if tm.Before(from) || !tm.Before(to) {
+			t.Fatalf("batch at %v outside [%v, %v)", tm, from, to)
+		}
+	}
+}
+
+func TestPacing(t *testing.T) {
+	dir := t.TempDir()
+	genRecording(t, dir, 30, store.WriterOptions{})
+	var times []time.Time
+	r, _ := Open(dir, Options{})
+	r.HandleRingbuf("", func(_ context.Context, evs []bpf.RingbufEvent) error {
+		times = append(times, evs[len(evs)-1].Timestamp)
+		return nil
+	})
+	r.HandlePerfbuf("", func(_ context.Context, evs []bpf.PerfbufEvent) error {
+		times = append(times, evs[len(evs)-1].Timestamp)
+		return nil
+	})
+	if _, err := r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, speed := range []float64{1, 2, 0.5} {
+		clk := &fakeClock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+		var at []time.Time
+		r, _ := Open(dir, Options{Speed: speed, Clock: clk})
+		r.HandleRingbuf("", func(_ context.Context, evs []bpf.RingbufEvent) error {
+			at = append(at, clk.Now())
+			return nil
+		})
+		r.HandlePerfbuf("", func(_ context.Context, evs []bpf.PerfbufEvent) error {
+			at = append(at, clk.Now())
+			return nil
+		})
+		if _, err := r.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		var want []time.Duration
+		for i := 1; i < len(times); i++ {
+			if d := times[i].Sub(times[i-1]); d > 0 {
+				want = append(want, time.Duration(float64(d)/speed))
+			}
+		}
+		if len(clk.waits) != len(want) {
+			t.Fatalf("speed %v: %d waits, want %d", speed, len(clk.waits), len(want))
+		}
+		for i := range want {
+			if clk.waits[i] != want[i] {
+				t.Fatalf("speed %v: wait %d is %v, want %v (all: %v)", speed, i, clk.waits[i], want[i], clk.waits)
+			}
+		}
+		// Each batch is delivered at start + (its time - first time)/speed.
+		for i := range at {
+			if want := at[0].Add(time.Duration(float64(times[i].Sub(times[0])) / speed)); !at[i].Equal(want) {
+				t.Fatalf("speed %v: batch %d at %v, want %v", speed, i, at[i], want)
+			}
+		}
+	}
+	// Speed 0: no wait at all.
+	clk := &fakeClock{now: time.Now()}
+	r, _ = Open(dir, Options{Clock: clk})
+	r.HandleRingbuf("", func(context.Context, []bpf.RingbufEvent) error { return nil })
+	r.HandlePerfbuf("", func(context.Context, []bpf.PerfbufEvent) error { return nil })
+	if _, err := r.Run(context.Background()); err != nil || len(clk.waits) != 0 {
+		t.Fatalf("speed 0: %v, waits %v", err, clk.waits)
+	}
+	if _, err := Open(dir, Options{Speed: -1}); err == nil {
+		t.Fatal("negative speed accepted")
+	}
+}
+
+func TestHandlerErrors(t *testing.T) {
+	dir := t.TempDir()
+	want := onlyBatches(genRecording(t, dir, 100, smallSegments))
+	boom := errors.New("boom")
+	run := func(p Policy) ([]string, Stats, error, []error) {
+		var got []string
+		var reported []error
+		r, _ := Open(dir, Options{OnHandlerError: p, Report: func(err error) { reported = append(reported, err) }})
+		n := 0
+		r.HandleRingbuf("", func(_ context.Context, evs []bpf.RingbufEvent) error {
+			got = append(got, fingerprintRing(r.Current().Stream, evs))
+			if n++; n%10 == 5 {
+				return boom
+			}
+			return nil
+		})
+		r.HandlePerfbuf("", func(_ context.Context, evs []bpf.PerfbufEvent) error {
+			got = append(got, fingerprintPerf(r.Current().Stream, evs))
+			return nil
+		})
+		st, err := r.Run(context.Background())
+		return got, st, err, reported
+	}
+	// Stop: at the 5th ring buffer batch, with its position.
+	got, st, err, _ := run(Stop)
+	var he *HandlerError
+	if !errors.As(err, &he) || !errors.Is(err, boom) {
+		t.Fatalf("stop: error %v", err)
+	}
+	compareFingerprints(t, got, want[:len(got)])
+	if he.Seq != st.LastSeq || st.HandlerErrors != 1 || he.Stream == "" {
+		t.Fatalf("stop: error %+v, stats %+v", he, st)
+	}
+	// Continue: everything delivered, errors counted and reported.
+	got, st, err, reported := run(Continue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compareFingerprints(t, got, want)
+	if st.HandlerErrors == 0 || uint64(len(reported)) != st.HandlerErrors {
+		t.Fatalf("continue: %d errors, %d reported", st.HandlerErrors, len(reported))
+	}
+}
+
+func TestCancel(t *testing.T) {
+	dir := t.TempDir()
+	genRecording(t, dir, 50, store.WriterOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	r, _ := Open(dir, Options{})
+	n := 0
+	r.HandleRingbuf("", func(context.Context, []bpf.RingbufEvent) error {
+		if n++; n == 3 {
+			cancel()
+		}
+		return nil
+	})
+	st, err := r.Run(ctx)
+	if !errors.Is(err, context.Canceled) || st.Batches != 3 {
+		t.Fatalf("err %v, %d batches", err, st.Batches)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	if _, err := Open(filepath.Join(t.TempDir(), "nope"), Options{}); err == nil {
+		t.Fatal("missing dir opened")
+	}
+	empty := t.TempDir()
+	if _, err := Open(empty, Options{}); err == nil {
+		t.Fatal("empty dir opened")
+	}
+	_ = os.WriteFile(filepath.Join(empty, "000001.seg"), []byte("garbage"), 0o600)
+	if r, err := Open(empty, Options{}); err == nil {
+		r.HandleRingbuf("", func(context.Context, []bpf.RingbufEvent) error { return nil })
+		if _, err := r.Run(context.Background()); err == nil {
+			t.Fatal("garbage segment replayed without error")
+		}
+	}
+}
