@@ -9,8 +9,14 @@ type RingbufEvent struct {
 	// Raw is the raw event data. It is owned by the reader and reused once
 	// the handler returns: copy it to keep it.
 	Raw []byte
-	// Timestamp is when the event was read (wall clock, with the monotonic
-	// reading stripped so that recorded and replayed values compare equal).
+	// Timestamp is when the reader read the event from the buffer (not when
+	// the BPF program emitted it: put bpf_ktime_get_ns in the event for
+	// that). It is wall-clock time with the monotonic reading stripped
+	// (Round(0)), so recorded and replayed values compare equal. Events read
+	// back to back share one clock reading: it is renewed after every
+	// wakeup (whenever the buffer was found empty), after every batch and
+	// at least every 64 events, so it can precede the actual read by the
+	// time reading up to 64 events takes (microseconds), never follow it.
 	Timestamp time.Time
 }
 
@@ -21,9 +27,12 @@ type PerfbufEvent struct {
 	Raw []byte
 	// CPU is the CPU that generated the event
 	CPU int
-	// Timestamp is when the event was read (as for RingbufEvent).
+	// Timestamp is when the event was read (as for RingbufEvent; the
+	// per-CPU buffers count as one buffer).
 	Timestamp time.Time
 	// Lost is the number of samples the kernel lost on this CPU just before
-	// this event (0 if none).
+	// this event (0 if none), from the kernel's lost-samples records. They
+	// are also in PerfbufStats.EventsLost, where counts that no later sample
+	// carried (the reader stopped first) are too.
 	Lost uint64
 }

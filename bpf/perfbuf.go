@@ -210,9 +210,9 @@ func (r *PerfbufReader) read(ctx context.Context, d *dispatcher[PerfbufEvent], b
 		case errors.Is(err, perf.ErrClosed):
 			d.dispatch(b)
 			return nil
-		case perf.IsUnknownEvent(err):
-			r.log.Debug("skipping unknown perf record", "map", r.mapName, "error", err)
 		default:
+			// An unknown record type included: cilium/ebpf does not skip
+			// its body, so what follows cannot be trusted.
 			d.dispatch(b)
 			return fmt.Errorf("%w: perf buffer %q: %w", ErrReaderRead, r.mapName, err)
 		}

@@ -274,9 +274,8 @@ const clockChunk = 64
 // reading is shared by the events read back to back after it: it is renewed
 // for the first event after the buffer was found empty (so after every
 // wakeup), after each batch hand-off and at least every clockChunk events.
-// Every event's timestamp thus lies between the wakeup that made it
-// readable and the moment it was read, within the time it takes to read
-// clockChunk events (microseconds).
+// Every event's timestamp thus precedes its actual read by at most the time
+// it takes to read clockChunk events (microseconds), and never follows it.
 type readClock struct {
 	now   time.Time // with the monotonic reading, for deadlines
 	ts    time.Time // now.Round(0), for events

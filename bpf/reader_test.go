@@ -537,3 +537,38 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// With DropWhenBusy, batches that find every worker busy and the queue full
+// are dropped and counted, not waited for.
+func TestRingbufReaderDropWhenBusy(t *testing.T) {
+	const n, batchSize, workers = 1000, 10, 2
+	p := loadTestProg(t, progOpts{wakeupEvery: 8, rbSize: 1 << 20})
+	gate := make(chan struct{})
+	var handled atomic.Int64
+	handler := func(_ context.Context, evs []RingbufEvent) error {
+		<-gate
+		handled.Add(int64(len(evs)))
+		return nil
+	}
+	cfg := RingbufConfig{BatchSize: batchSize, Workers: workers, FlushInterval: 5 * time.Millisecond, DropWhenBusy: true}
+	r, err := NewRingbufReader(p.rb, "events_rb", handler, cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := runReader(t, cancel, func() error { return r.Start(ctx) })
+	emitRingbuf(n)
+	waitFor(t, "every event read", func() bool { return r.Stats().EventsReceived == n })
+	close(gate)
+	if err := stop(); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	st := r.Stats()
+	if st.EventsReceived != n || st.EventsDropped+handled.Load() != n {
+		t.Errorf("received %d, dropped %d + handled %d, want %d", st.EventsReceived, st.EventsDropped, handled.Load(), n)
+	}
+	// Workers hold one batch each and the queue as many: the rest is dropped.
+	if limit := int64(2 * workers * batchSize); handled.Load() > limit {
+		t.Errorf("handled %d events, want at most %d", handled.Load(), limit)
+	}
+}
