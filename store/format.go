@@ -97,7 +97,7 @@ func encoderZstd() *zstd.Encoder {
 func decoderZstd() *zstd.Decoder {
 	zdecOnce.Do(func() {
 		zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
-			zstd.WithDecoderMaxMemory(maxBody), zstd.WithDecodeAllCapLimit(true))
+			zstd.WithDecoderMaxMemory(maxBody))
 	})
 	return zdec
 }
@@ -278,11 +278,8 @@ func (d *decoder) decodeRecord(rec []byte, b *Batch, p *LossPoint) (recHeader, e
 	}
 	body := rec[headerSize:]
 	if h.flags&flagZstd != 0 {
-		// The CRC matched, so bodyLen is what the writer said; still cap the
-		// allocation by it and by maxBody.
-		if cap(d.body) < int(h.bodyLen) {
-			d.body = make([]byte, 0, h.bodyLen)
-		}
+		// Do not trust bodyLen for the allocation: the decoder grows the
+		// buffer as the input really decodes, up to maxBody.
 		out, err := decoderZstd().DecodeAll(body, d.body[:0])
 		if err != nil {
 			return h, fmt.Errorf("zstd: %v", err)
@@ -297,8 +294,14 @@ func (d *decoder) decodeRecord(rec []byte, b *Batch, p *LossPoint) (recHeader, e
 	}
 	switch h.typ {
 	case recBatch:
+		if b == nil {
+			b = new(Batch)
+		}
 		return h, d.decodeBatch(h, body, b)
 	case recLoss:
+		if p == nil {
+			p = new(LossPoint)
+		}
 		if h.events != 0 || h.flags != 0 {
 			return h, errors.New("bad loss record header")
 		}

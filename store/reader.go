@@ -2,13 +2,13 @@ package store
 
 import (
 	"encoding/binary"
-	"strings"
 	"errors"
 	"fmt"
 	"io"
 	"iter"
 	"math"
 	"os"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -103,13 +103,13 @@ type Reader struct {
 
 // openSeg is the segment being read.
 type openSeg struct {
-	info    *SegmentInfo
-	db      *bolt.DB
-	tx      *bolt.Tx
-	names   []string // stream names by number
-	kinds   []Kind
-	log     logStream
-	broken  bool // bbolt panicked: skip past the damaged pages
+	info   *SegmentInfo
+	db     *bolt.DB
+	tx     *bolt.Tx
+	names  []string // stream names by number
+	kinds  []Kind
+	log    logStream
+	broken bool // bbolt panicked: skip past the damaged pages
 }
 
 // Open opens the recording in dir for reading. It fails if dir holds no

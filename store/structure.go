@@ -39,13 +39,13 @@ func checkPages(path string) (msgs []string, fatal bool) {
 }
 
 type pageChecker struct {
-	f      *os.File
-	size   int64
-	hwm    uint64
-	fatal  bool
-	seen   map[uint64]bool
-	msgs   []string
-	buf    []byte
+	f     *os.File
+	size  int64
+	hwm   uint64
+	fatal bool
+	seen  map[uint64]bool
+	msgs  []string
+	buf   []byte
 }
 
 const (
