@@ -170,7 +170,6 @@ func (r *PerfbufReader) read(ctx context.Context, d *dispatcher[PerfbufEvent], b
 		if cap(b.arena)-off < maxRec {
 			b.arena = slices.Grow(b.arena, max(cap(b.arena), maxRec))
 		}
-		avail := cap(b.arena) - off
 		rec.RawSample = b.arena[off:off]
 		err := r.rd.ReadInto(&rec)
 		if err == nil {
@@ -184,7 +183,7 @@ func (r *PerfbufReader) read(ctx context.Context, d *dispatcher[PerfbufEvent], b
 				continue
 			}
 			n := len(rec.RawSample)
-			if n <= avail {
+			if inArena(rec.RawSample, b.arena, off) {
 				b.arena = b.arena[:off+n] // ReadInto copied into the arena
 			} else {
 				b.arena = append(b.arena, rec.RawSample...)

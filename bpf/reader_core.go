@@ -73,6 +73,14 @@ type batch[E any] struct {
 	arena  []byte
 }
 
+// inArena reports whether ReadInto stored sample at arena[off:], the spare
+// capacity it was given (it does when the sample fits; otherwise it
+// allocates, and the caller appends the sample to the arena).
+func inArena(sample, arena []byte, off int) bool {
+	n := len(sample)
+	return n == 0 || (n <= cap(arena)-off && &sample[0] == &arena[off:off+1][0])
+}
+
 // dispatcher hands batches from the read loop to the handler: inline (one
 // worker) or through a bounded queue to Workers goroutines. It owns a fixed
 // set of batches (one being filled, Workers queued, Workers being handled),

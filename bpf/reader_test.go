@@ -572,3 +572,23 @@ func TestRingbufReaderDropWhenBusy(t *testing.T) {
 		t.Errorf("handled %d events, want at most %d", handled.Load(), limit)
 	}
 }
+
+// An arena far smaller than a batch grows (old events keep their bytes) and
+// every event arrives intact.
+func TestRingbufReaderSmallArena(t *testing.T) {
+	const n = 500
+	p := loadTestProg(t, progOpts{wakeupEvery: 32})
+	c := newCollector()
+	cfg := RingbufConfig{BufferSize: 100, BatchSize: 64, FlushInterval: 5 * time.Millisecond}
+	r, err := NewRingbufReader(p.rb, "events_rb", c.ringbuf, cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := runReader(t, cancel, func() error { return r.Start(ctx) })
+	emitRingbuf(n)
+	if err := stop(); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	c.check(t, n, 64, true)
+}

@@ -205,12 +205,11 @@ func (r *RingbufReader) read(ctx context.Context, d *dispatcher[RingbufEvent], b
 		if cap(b.arena)-off < maxRec {
 			b.arena = slices.Grow(b.arena, max(cap(b.arena), maxRec))
 		}
-		avail := cap(b.arena) - off
 		rec.RawSample = b.arena[off:off]
 		err := r.rd.ReadInto(&rec)
 		if err == nil {
 			n := len(rec.RawSample)
-			if n <= avail {
+			if inArena(rec.RawSample, b.arena, off) {
 				b.arena = b.arena[:off+n] // ReadInto copied into the arena
 			} else {
 				b.arena = append(b.arena, rec.RawSample...)
