@@ -11,21 +11,27 @@ type RingbufConfig struct {
 	// BufferSize is the size hint for the ring buffer reader: the initial
 	// capacity, in bytes, of each batch's event arena (it grows as needed).
 	BufferSize int `mapstructure:"buffer_size"`
-	// Workers is the number of worker goroutines processing events
+	// Workers is the number of goroutines calling the handler. With 1 the
+	// handler runs on the read goroutine and sees batches in read order;
+	// with more, batches are handled concurrently, in no global order.
 	Workers int `mapstructure:"workers"`
-	// BatchSize is the number of events to batch before processing
+	// BatchSize is the most events handed to one handler call.
 	BatchSize int `mapstructure:"batch_size"`
-	// FlushInterval is the max time to wait before processing a partial batch
+	// FlushInterval bounds how long a read event waits before the handler
+	// gets it: a partial batch is handed over when it expires, and the
+	// reader wakes for it even without a wakeup from the kernel.
 	FlushInterval time.Duration `mapstructure:"flush_interval"`
 	// DropWhenBusy, with more than one worker, drops a full batch (counted
 	// in EventsDropped) when every worker is busy and the queue is full,
 	// instead of blocking the reader until a worker is free (the default,
 	// which leaves the excess to be lost in the kernel and counted there).
 	DropWhenBusy bool `mapstructure:"drop_when_busy"`
-	// DropCounter, if set, is a per-CPU array map whose key 0 holds, per
-	// CPU, how many events the BPF program failed to reserve or output
-	// (ring buffers report no loss themselves). The reader sums it into
-	// RingbufStats.EventsLost.
+	// DropCounter, if set, is a per-CPU array map (or an array) with 8-byte
+	// values whose key 0 holds, per CPU, how many events the BPF program
+	// failed to reserve or output (ring buffers report no loss themselves).
+	// The reader samples it, summed over CPUs, into RingbufStats.EventsLost
+	// at most once per FlushInterval while it runs, and once more after the
+	// last read when Start returns.
 	DropCounter *ebpf.Map `mapstructure:"-"`
 }
 
@@ -41,15 +47,18 @@ func DefaultRingbufConfig() RingbufConfig {
 
 // PerfbufConfig holds perf buffer reader configuration.
 type PerfbufConfig struct {
-	// PerCPUBufferSize is the size of each per-CPU buffer
+	// PerCPUBufferSize is the size of each per-CPU buffer in bytes (rounded
+	// up to whole pages).
 	PerCPUBufferSize int `mapstructure:"per_cpu_buffer_size"`
-	// Watermark is the number of bytes after which the buffer is flushed
+	// Watermark is how many bytes a per-CPU buffer holds before the kernel
+	// wakes the reader (0: every sample wakes it). It must be smaller than
+	// PerCPUBufferSize; FlushInterval still bounds the latency below it.
 	Watermark int `mapstructure:"watermark"`
-	// Workers is the number of worker goroutines processing events
+	// Workers is as for RingbufConfig.
 	Workers int `mapstructure:"workers"`
-	// BatchSize is the number of events to batch before processing
+	// BatchSize is the most events handed to one handler call.
 	BatchSize int `mapstructure:"batch_size"`
-	// FlushInterval is the max time to wait before processing a partial batch
+	// FlushInterval is as for RingbufConfig.
 	FlushInterval time.Duration `mapstructure:"flush_interval"`
 	// DropWhenBusy is as for RingbufConfig.
 	DropWhenBusy bool `mapstructure:"drop_when_busy"`

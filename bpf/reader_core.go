@@ -78,7 +78,7 @@ type batch[E any] struct {
 // allocates, and the caller appends the sample to the arena).
 func inArena(sample, arena []byte, off int) bool {
 	n := len(sample)
-	return n == 0 || (n <= cap(arena)-off && &sample[0] == &arena[off:off+1][0])
+	return n == 0 || (n <= cap(arena)-off && &sample[0] == &arena[off : off+1][0])
 }
 
 // dispatcher hands batches from the read loop to the handler: inline (one
