@@ -64,6 +64,10 @@ func TestBlockAndComm(t *testing.T) {
 	a := tracertest.Start(t, "getpid", "100")
 	b := tracertest.Start(t, "getpid", "200")
 	tr.BlockPID(a.PID, 0) // through the tracer's PIDsAccounter
+	// This test process has the same comm: block it too.
+	if err := f.BlockPID(uint32(os.Getpid())); err != nil {
+		t.Fatal(err)
+	}
 	if err := f.AllowComm("common.test"); err != nil {
 		t.Fatal(err)
 	}

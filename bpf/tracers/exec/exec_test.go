@@ -1,6 +1,7 @@
 package exec_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/ebpfrec/ebpfrec/bpf"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers/exec"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers/internal/tracertest"
@@ -168,4 +170,36 @@ func FuzzDecodeExec(f *testing.F) {
 		tr := exec.New(tracers.Options{})
 		_, _ = tr.Decode(exec.StreamExec, raw)
 	})
+}
+
+// TestRun: the bpf.Tracer Run method decodes events into spans.
+func TestRun(t *testing.T) {
+	f := tracertest.NewFilter(t)
+	tr := tracertest.Load(t, exec.Name, tracers.Options{Filter: f, WakeupEvery: 1})
+	if err := f.Follow(); err != nil {
+		t.Fatal(err)
+	}
+	q := bpf.NewQueue[[]bpf.Span](16)
+	spans := q.Subscribe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		tr.Run(ctx, &bpf.EventContext{Ringbuf: bpf.DefaultRingbufConfig()}, q)
+		close(done)
+	}()
+	child := tracertest.Start(t, "run", "/bin/true")
+	if err := f.AllowPID(child.PID); err != nil {
+		t.Fatal(err)
+	}
+	child.Run(t)
+	batch := <-spans
+	cancel()
+	<-done
+	if len(batch) != 1 {
+		t.Fatalf("%d spans", len(batch))
+	}
+	s := batch[0]
+	if s.Tracer != "exec" || s.Stream != "exec" || s.Comm != "true" || s.Fields["filename"] != "/bin/true" || s.Fields["ppid"] != child.PID {
+		t.Fatalf("%+v", s)
+	}
 }
