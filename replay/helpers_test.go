@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,6 +76,13 @@ var comms = []string{"bash", "ls", "make", "go", "sh", "cc1", "ld", "git"}
 // returns the fingerprints of its batches and its loss points in order
 // (loss points as "LOSS ..." lines). Everything depends on n only.
 func genRecording(t testing.TB, dir string, n int, wopts store.WriterOptions) []string {
+	t.Helper()
+	return genRecordingStep(t, dir, n, wopts, nil)
+}
+
+// genRecordingStep is genRecording calling step after each batch (and its
+// loss point), before the writer is closed.
+func genRecordingStep(t testing.TB, dir string, n int, wopts store.WriterOptions, step func(i int, w *store.Writer, fps []string)) []string {
 	t.Helper()
 	if wopts.Sync == 0 {
 		wopts.Sync = store.SyncNever
@@ -147,6 +155,9 @@ func genRecording(t testing.TB, dir string, n int, wopts store.WriterOptions) []
 			prev["custom"] = loss[2]
 			fps = append(fps, fmt.Sprintf("LOSS custom %+v", loss[2]))
 		}
+		if step != nil {
+			step(i, w, fps)
+		}
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
@@ -189,7 +200,28 @@ func fingerprintPerf(stream string, evs []bpf.PerfbufEvent) string {
 // collector replays into fingerprints, loss points included.
 type collector struct {
 	r   *Replayer
+	mu  sync.Mutex
 	fps []string
+}
+
+func (c *collector) add(fp string) {
+	c.mu.Lock()
+	c.fps = append(c.fps, fp)
+	c.mu.Unlock()
+}
+
+// count returns the number of batch fingerprints so far.
+func (c *collector) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(onlyBatches(c.fps))
+}
+
+// snapshot returns the fingerprints so far.
+func (c *collector) snapshot() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.fps...)
 }
 
 // newCollector opens dir and installs fingerprinting handlers for every
@@ -199,7 +231,7 @@ func newCollector(t testing.TB, dir string, opts Options) *collector {
 	c := &collector{}
 	user := opts.OnLoss
 	opts.OnLoss = func(p store.LossPoint) {
-		c.fps = append(c.fps, fmt.Sprintf("LOSS %s %+v", p.Stream, p.Loss))
+		c.add(fmt.Sprintf("LOSS %s %+v", p.Stream, p.Loss))
 		if user != nil {
 			user(p)
 		}
@@ -210,11 +242,11 @@ func newCollector(t testing.TB, dir string, opts Options) *collector {
 	}
 	c.r = r
 	r.HandleRingbuf("", func(_ context.Context, evs []bpf.RingbufEvent) error {
-		c.fps = append(c.fps, fingerprintRing(r.Current().Stream, evs))
+		c.add(fingerprintRing(r.Current().Stream, evs))
 		return nil
 	})
 	r.HandlePerfbuf("", func(_ context.Context, evs []bpf.PerfbufEvent) error {
-		c.fps = append(c.fps, fingerprintPerf(r.Current().Stream, evs))
+		c.add(fingerprintPerf(r.Current().Stream, evs))
 		return nil
 	})
 	return c
@@ -260,3 +292,8 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 	ch <- c.now
 	return ch
 }
+
+type (
+	bpfRing = bpf.RingbufEvent
+	bpfPerf = bpf.PerfbufEvent
+)

@@ -255,6 +255,9 @@ func Open(dir string, opts Options) (*Replayer, error) {
 func readMeta(dir string, opts Options) (store.Meta, error) {
 	if opts.Follow {
 		lr, err := store.OpenLive(dir, store.ReaderOptions{}, 0, opts.ScratchDir)
+		if errors.Is(err, store.ErrNothingCommitted) {
+			return store.Meta{}, nil // the first pass of Run reads it
+		}
 		if err != nil {
 			return store.Meta{}, fmt.Errorf("replay: %w", err)
 		}
@@ -270,6 +273,8 @@ func readMeta(dir string, opts Options) (store.Meta, error) {
 }
 
 // Meta returns the recording's metadata (its streams, MonoToWall, ...).
+// With Follow, it is empty until the writer's first commit has been read,
+// and it is updated as the writer declares streams.
 func (r *Replayer) Meta() store.Meta { return r.meta }
 
 // HandleRingbuf sets the handler of the ring buffer stream called stream,
