@@ -60,11 +60,14 @@ type Stream struct {
 	// Kind says which reader reads Map.
 	Kind StreamKind `json:"kind"`
 	// DropCounter is a per-CPU array map whose key 0 counts, per CPU, the
-	// events the program failed to reserve (ring buffer) or output (perf).
+	// events the program failed to reserve (ring buffer) or output (perf:
+	// every failed bpf_perf_event_output, including the ENOSPC failures
+	// that perf also reports to the reader as lost samples).
 	DropCounter string `json:"drop_counter"`
 	// EmittedCounter is a per-CPU array map whose key 0 counts, per CPU,
-	// the events the program tried to emit. For every stream:
-	// sum(emitted) = received + sum(drops) + perf's lost samples.
+	// the events the program tried to emit. For every stream, ring buffer
+	// or perf: sum(emitted) = received + sum(drops). (For perf streams the
+	// lost samples perf reports are a subset of the drops: do not add them.)
 	EmittedCounter string `json:"emitted_counter"`
 	// EventType names the Go type of the stream's events, e.g. "exec.Event".
 	EventType string `json:"event_type"`

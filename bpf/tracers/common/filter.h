@@ -113,8 +113,8 @@ volatile const __u32 wakeup_every = 256;
 // DEFINE_COUNTERS(prefix) defines the two per-CPU counters of a stream:
 // prefix##_emitted (key 0: events the program tried to emit) and
 // prefix##_drops (key 0: failed reserve/output calls). For every stream,
-// sum(emitted) = received + sum(drops) (+ perf's lost samples for perf
-// buffers, which perf counts itself and reports to the reader).
+// sum(emitted) = received + sum(drops). For perf buffers, drops include the
+// ENOSPC failures that perf also reports to the reader as lost samples.
 #define DEFINE_COUNTERS(prefix)                                                \
 	struct {                                                               \
 		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);                       \

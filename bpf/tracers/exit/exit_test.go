@@ -15,6 +15,17 @@ import (
 
 func TestMain(m *testing.M) {
 	tracertest.Main(m, map[string]tracertest.Workload{
+		// starts /bin/true N times, in sequence
+		"true": func(args []string) int {
+			n, _ := strconv.Atoi(args[0])
+			for range n {
+				if err := osexec.Command("/bin/true").Run(); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					return 1
+				}
+			}
+			return 0
+		},
 		// runs `sh -c SCRIPT` for each argument, then exits with 7
 		"sh": func(args []string) int {
 			for _, a := range args {
@@ -95,6 +106,33 @@ func TestExitKnownWorkload(t *testing.T) {
 	if !f.Allowed(child.PID) {
 		t.Error("the explicitly allowed child was removed from the filter")
 	}
+}
+
+// TestExitOverload: a one-page perf buffer, not read while a child starts
+// many processes, overflows; the drop counter counts every failed output,
+// and perf's lost samples are among them.
+func TestExitOverload(t *testing.T) {
+	f := tracertest.NewFilter(t)
+	tr := tracertest.Load(t, exit.Name, tracers.Options{Filter: f})
+	rd := tracertest.NewReaderSize(t, tr, exit.StreamExit, 4096)
+	if err := f.Follow(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	child := tracertest.Start(t, "true", strconv.Itoa(n))
+	if err := f.AllowPID(child.PID); err != nil {
+		t.Fatal(err)
+	}
+	if code := child.Run(t); code != 0 {
+		t.Fatalf("workload exited %d", code)
+	}
+	evs := rd.Drain(t)
+	emitted, drops := tracertest.Counters(t, tr, exit.StreamExit)
+	t.Logf("emitted %d received %d drops %d perf lost %d", emitted, len(evs), drops, rd.Lost)
+	if emitted != n+1 || drops == 0 {
+		t.Errorf("emitted %d drops %d, want %d emitted and an overflow", emitted, drops, n+1)
+	}
+	tracertest.CheckAccounting(t, tr, rd, len(evs))
 }
 
 func TestDecode(t *testing.T) {
