@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/ebpfrec/ebpfrec/replay/replaytest"
 	"github.com/ebpfrec/ebpfrec/store"
 )
 
@@ -57,7 +58,7 @@ func damageBatch(t *testing.T, dir string, seq uint64) int {
 
 func TestDamagedBatch(t *testing.T) {
 	dir := t.TempDir()
-	all := genRecording(t, dir, 200, smallSegments)
+	all := replaytest.Generate(t, dir, 200, smallSegments)
 	want := onlyBatches(all)
 	// Batch 101 is an exec batch (i = 100, i%4 = 0); loss points take
 	// sequence numbers too, so find its sequence number by position.

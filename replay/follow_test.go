@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ebpfrec/ebpfrec/replay/replaytest"
 	"github.com/ebpfrec/ebpfrec/store"
 )
 
@@ -32,14 +33,14 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestFollowWriterGoroutine(t *testing.T) {
 	dir := t.TempDir()
 	const n = 300
-	want := genRecording(t, t.TempDir(), n, store.WriterOptions{})
+	want := replaytest.Generate(t, t.TempDir(), n, store.WriterOptions{})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var c *collector
 	done := make(chan error, 1)
 	wopts := store.WriterOptions{MaxSegmentBytes: 64 << 10, FlushInterval: time.Hour, Sync: store.SyncNever}
-	genRecordingStep(t, dir, n, wopts, func(i int, w *store.Writer, fps []string) {
+	replaytest.GenerateStep(t, dir, n, wopts, func(i int, w *store.Writer, fps []string) {
 		if i == 0 {
 			if err := w.Flush(); err != nil {
 				t.Fatal(err)
@@ -71,7 +72,7 @@ func countBatches(fps []string) int { return len(onlyBatches(fps)) }
 func TestFollowWriterProcess(t *testing.T) {
 	dir := t.TempDir()
 	const n = 400
-	want := genRecording(t, t.TempDir(), n, store.WriterOptions{})
+	want := replaytest.Generate(t, t.TempDir(), n, store.WriterOptions{})
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWriter$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "REPLAY_TEST_WRITER="+dir, "REPLAY_TEST_N="+strconv.Itoa(n))
 	cmd.Stderr = os.Stderr
@@ -109,7 +110,7 @@ func TestHelperWriter(t *testing.T) {
 	}
 	n, _ := strconv.Atoi(os.Getenv("REPLAY_TEST_N"))
 	wopts := store.WriterOptions{MaxSegmentBytes: 64 << 10, FlushInterval: 5 * time.Millisecond, Sync: store.SyncNever}
-	genRecordingStep(t, dir, n, wopts, func(i int, w *store.Writer, _ []string) {
+	replaytest.GenerateStep(t, dir, n, wopts, func(i int, w *store.Writer, _ []string) {
 		if i%25 == 0 {
 			time.Sleep(3 * time.Millisecond) // let the follower see partial states
 		}

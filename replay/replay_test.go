@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ebpfrec/ebpfrec/bpf"
+	"github.com/ebpfrec/ebpfrec/replay/replaytest"
 	"github.com/ebpfrec/ebpfrec/store"
 )
 
@@ -17,7 +18,7 @@ var smallSegments = store.WriterOptions{MaxSegmentBytes: 32 << 10, FlushBytes: 8
 
 func TestExactBatchByBatch(t *testing.T) {
 	dir := t.TempDir()
-	want := genRecording(t, dir, 400, smallSegments)
+	want := replaytest.Generate(t, dir, 400, smallSegments)
 	if segs, _ := filepath.Glob(filepath.Join(dir, "*.seg")); len(segs) < 3 {
 		t.Fatalf("want several segments, got %d", len(segs))
 	}
@@ -55,18 +56,18 @@ func TestExactBatchByBatch(t *testing.T) {
 
 func TestPerStreamHandlersAndInterleaving(t *testing.T) {
 	dir := t.TempDir()
-	want := onlyBatches(genRecording(t, dir, 120, smallSegments))
+	want := onlyBatches(replaytest.Generate(t, dir, 120, smallSegments))
 	r, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []string
 	r.HandleRingbuf("exec", func(_ context.Context, evs []bpf.RingbufEvent) error {
-		got = append(got, fingerprintRing("exec", evs))
+		got = append(got, replaytest.FingerprintRing("exec", evs))
 		return nil
 	})
 	r.HandlePerfbuf("exit", func(_ context.Context, evs []bpf.PerfbufEvent) error {
-		got = append(got, fingerprintPerf("exit", evs))
+		got = append(got, replaytest.FingerprintPerf("exit", evs))
 		return nil
 	})
 	st, err := r.Run(context.Background())
@@ -87,7 +88,7 @@ func TestPerStreamHandlersAndInterleaving(t *testing.T) {
 
 func TestStreamFilter(t *testing.T) {
 	dir := t.TempDir()
-	want := genRecording(t, dir, 200, smallSegments)
+	want := replaytest.Generate(t, dir, 200, smallSegments)
 	c := newCollector(t, dir, Options{Streams: []string{"exit", "custom"}})
 	if _, err := c.r.Run(context.Background()); err != nil {
 		t.Fatal(err)
@@ -110,7 +111,7 @@ func hasStream(fp, s string) bool {
 
 func TestTimeRange(t *testing.T) {
 	dir := t.TempDir()
-	genRecording(t, dir, 300, smallSegments)
+	replaytest.Generate(t, dir, 300, smallSegments)
 	// Everything, to know the batch times.
 	var times []time.Time
 	r, _ := Open(dir, Options{})
@@ -157,7 +158,7 @@ func TestTimeRange(t *testing.T) {
 
 func TestPacing(t *testing.T) {
 	dir := t.TempDir()
-	genRecording(t, dir, 30, store.WriterOptions{})
+	replaytest.Generate(t, dir, 30, store.WriterOptions{})
 	var times []time.Time
 	r, _ := Open(dir, Options{})
 	r.HandleRingbuf("", func(_ context.Context, evs []bpf.RingbufEvent) error {
@@ -222,7 +223,7 @@ func TestPacing(t *testing.T) {
 
 func TestHandlerErrors(t *testing.T) {
 	dir := t.TempDir()
-	want := onlyBatches(genRecording(t, dir, 100, smallSegments))
+	want := onlyBatches(replaytest.Generate(t, dir, 100, smallSegments))
 	boom := errors.New("boom")
 	run := func(p Policy) ([]string, Stats, error, []error) {
 		var got []string
@@ -230,14 +231,14 @@ func TestHandlerErrors(t *testing.T) {
 		r, _ := Open(dir, Options{OnHandlerError: p, Report: func(err error) { reported = append(reported, err) }})
 		n := 0
 		r.HandleRingbuf("", func(_ context.Context, evs []bpf.RingbufEvent) error {
-			got = append(got, fingerprintRing(r.Current().Stream, evs))
+			got = append(got, replaytest.FingerprintRing(r.Current().Stream, evs))
 			if n++; n%10 == 5 {
 				return boom
 			}
 			return nil
 		})
 		r.HandlePerfbuf("", func(_ context.Context, evs []bpf.PerfbufEvent) error {
-			got = append(got, fingerprintPerf(r.Current().Stream, evs))
+			got = append(got, replaytest.FingerprintPerf(r.Current().Stream, evs))
 			return nil
 		})
 		st, err := r.Run(context.Background())
@@ -266,7 +267,7 @@ func TestHandlerErrors(t *testing.T) {
 
 func TestCancel(t *testing.T) {
 	dir := t.TempDir()
-	genRecording(t, dir, 50, store.WriterOptions{})
+	replaytest.Generate(t, dir, 50, store.WriterOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	r, _ := Open(dir, Options{})
 	n := 0
