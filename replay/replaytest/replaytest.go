@@ -200,7 +200,6 @@ func FingerprintPerf(stream string, evs []bpf.PerfbufEvent) string {
 	return s.String()
 }
 
-
 // SumRing returns the compact fingerprint line of one batch of a ring
 // buffer stream as a handler received it: "SEQ STREAM ringbuf N SHA256",
 // where the SHA-256 covers, for each event, its length, Raw bytes,
