@@ -8,24 +8,49 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-// corruptRecording writes a 3-segment recording and returns it.
+var (
+	templateOnce  sync.Once
+	templateDir   string
+	templateWant  []*Batch
+	templateError error
+)
+
+// corruptRecording returns a fresh copy of a 3-or-more-segment recording
+// (written once per test process), with the batches it holds.
 func corruptRecording(t *testing.T) (string, []*Batch, []segFile) {
 	t.Helper()
+	templateOnce.Do(func() {
+		templateDir, templateError = os.MkdirTemp("", "ebpfrec-store-template-")
+		if templateError != nil {
+			return
+		}
+		templateWant = writeRecording(t, filepath.Join(templateDir, "rec"), 1200, WriterOptions{MaxSegmentBytes: 400 << 10, FlushBytes: 64 << 10, Sync: SyncNever})
+	})
+	if templateError != nil {
+		t.Fatal(templateError)
+	}
 	dir := filepath.Join(t.TempDir(), "rec")
-	want := writeRecording(t, dir, 1200, WriterOptions{MaxSegmentBytes: 400 << 10, FlushBytes: 64 << 10, Sync: SyncNever})
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join(templateDir, "rec"))); err != nil {
+		t.Fatal(err)
+	}
 	segs, err := listSegments(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	os.Chmod(dir, 0o700) // CopyFS does not keep modes
+	for _, s := range segs {
+		os.Chmod(s.path, 0o600)
+	}
 	if len(segs) < 3 {
 		t.Fatalf("%d segments", len(segs))
 	}
-	return dir, want, segs
+	return dir, templateWant, segs
 }
 
 // readWithErrors reads everything, collecting batches by seq and errors.

@@ -77,7 +77,7 @@ func TestCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Kill after a random number of reported commits (0-3000 lines).
-		killAfter := rng.IntN(1500)
+		killAfter := rng.IntN(800)
 		sc := bufio.NewScanner(stdout)
 		var committed uint64
 		lines := 0

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"testing"
 	"time"
 )
@@ -107,3 +108,11 @@ func batchesEqual(t testing.TB, got, want *Batch) {
 }
 
 func strconvU(v uint64) string { return fmt.Sprint(v) }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if templateDir != "" {
+		os.RemoveAll(templateDir)
+	}
+	os.Exit(code)
+}

@@ -63,11 +63,19 @@ func Verify(dir string) (*Report, error) {
 	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		rep.Problems = append(rep.Problems, Problem{Message: fmt.Sprintf("store: directory %s has mode %#o, want 0700 (recordings are private)", dir, fi.Mode().Perm())})
 	}
+	infos := make([]SegmentInfo, len(files))
+	var deleted *Deleted // the newest segment's deletion record
+	for i, f := range files {
+		infos[i] = inspectSegment(f)
+		if infos[i].deleted != nil {
+			deleted = infos[i].deleted
+		}
+	}
 	var recID string
 	var expect uint64 // next expected sequence number, 0: unknown
 	prevIndex := 0
 	for i, f := range files {
-		si := inspectSegment(f)
+		si := infos[i]
 		name := segName(f.index)
 		add := func(seq uint64, format string, args ...any) {
 			rep.Problems = append(rep.Problems, Problem{Segment: f.index, Seq: seq, Message: "store: " + name + ": " + fmt.Sprintf(format, args...)})
@@ -76,10 +84,10 @@ func Verify(dir string) (*Report, error) {
 			add(0, "file mode %#o, want 0600 (recordings are private)", fi.Mode().Perm())
 		}
 		if i == 0 && si.err == nil {
-			if si.deleted != nil {
-				expect = si.deleted.LastSeq + 1
-				if si.deleted.LastSegment != f.index-1 {
-					add(0, "segments %06d-%06d missing (retention recorded deleting up to %06d)", si.deleted.LastSegment+1, f.index-1, si.deleted.LastSegment)
+			if deleted != nil {
+				expect = deleted.LastSeq + 1
+				if deleted.LastSegment != f.index-1 {
+					add(0, "segments %06d-%06d missing (retention recorded deleting up to %06d)", deleted.LastSegment+1, f.index-1, deleted.LastSegment)
 				}
 			} else if f.index != 1 {
 				add(0, "segments 000001-%06d missing (no deletion recorded)", f.index-1)
