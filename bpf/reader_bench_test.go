@@ -305,7 +305,7 @@ func BenchmarkPerfbufReaderDrain(b *testing.B) {
 			forceHandoff = mode == "handoff"
 			defer func() { forceHandoff = false }()
 			p := loadTestProg(b, progOpts{})
-			unpin := pinToCPU0(b) // every sample in one per-CPU buffer
+			unpin := pinToOneCPU(b) // every sample in one per-CPU buffer
 			defer unpin()
 			var res benchResult
 			b.ResetTimer()

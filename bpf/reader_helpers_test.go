@@ -112,10 +112,10 @@ func emitPerf(n int) {
 	}
 }
 
-// pinToCPU0 locks the calling goroutine to its thread and that thread to
-// CPU 0, so that every perf event it causes lands in one per-CPU buffer.
-// The returned function undoes both.
-func pinToCPU0(tb testing.TB) func() {
+// pinToOneCPU locks the calling goroutine to its thread and that thread to
+// the first CPU it may run on, so that every perf event it causes lands in
+// one per-CPU buffer. The returned function undoes both.
+func pinToOneCPU(tb testing.TB) func() {
 	tb.Helper()
 	runtime.LockOSThread()
 	var old, mask [16]uint64
@@ -123,7 +123,12 @@ func pinToCPU0(tb testing.TB) func() {
 		runtime.UnlockOSThread()
 		tb.Fatalf("sched_getaffinity: %v", e)
 	}
-	mask[0] = 1
+	for i, w := range old {
+		if w != 0 {
+			mask[i] = w & -w // lowest set bit
+			break
+		}
+	}
 	if _, _, e := syscall.RawSyscall(syscall.SYS_SCHED_SETAFFINITY, 0, unsafe.Sizeof(mask), uintptr(unsafe.Pointer(&mask[0]))); e != 0 {
 		runtime.UnlockOSThread()
 		tb.Fatalf("sched_setaffinity: %v", e)

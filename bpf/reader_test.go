@@ -319,6 +319,19 @@ func TestRingbufReaderCancelAndClose(t *testing.T) {
 		t.Fatalf("Start after cancel: %v", err)
 	}
 
+	// A context cancelled before Start: what is in the ring is delivered.
+	r, err = NewRingbufReader(p.rb, "events_rb", c.ringbuf, cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emitRingbuf(10)
+	done, cancelDone := context.WithCancel(context.Background())
+	cancelDone()
+	if err := r.Start(done); err != nil {
+		t.Fatalf("Start with a cancelled context: %v", err)
+	}
+	c.check(t, 10, 256, true)
+
 	// Close from several goroutines while Start runs.
 	r, err = NewRingbufReader(p.rb, "events_rb", c.ringbuf, cfg, nil, nil)
 	if err != nil {
@@ -455,7 +468,7 @@ func TestPerfbufReaderOverloadAccountsEveryEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unpin := pinToCPU0(t)
+	unpin := pinToOneCPU(t)
 	defer unpin()
 	emitPerf(2000) // nobody reads yet: about 56 samples fit
 	ctx, cancel := context.WithCancel(context.Background())
