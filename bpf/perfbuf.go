@@ -119,7 +119,8 @@ func (r *PerfbufReader) Stats() PerfbufStats {
 }
 
 // Close stops the reader and releases its kernel resources, as
-// RingbufReader.Close does. Once the reader is released, the BPF program's
+// RingbufReader.Close does (and, like it, must not be called from the
+// handler). Once the reader is released, the BPF program's
 // bpf_perf_event_output calls fail (ENOENT) and nothing counts them.
 func (r *PerfbufReader) Close() error {
 	return r.life.close()

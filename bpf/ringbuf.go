@@ -138,7 +138,11 @@ func (r *RingbufReader) Stats() RingbufStats {
 // running, Close stops it as a cancellation of its context would (the ring is
 // drained and every batch handled) and waits for it to return. Close is
 // idempotent and safe to call from several goroutines; Start after Close
-// returns ErrReaderClosed.
+// returns ErrReaderClosed. Since it waits for the handler calls to return,
+// a handler must not call Close (it may cancel Start's context instead).
+//
+// Closing the *ebpf.Map does not stop a reader: it holds its own
+// references to the ring.
 func (r *RingbufReader) Close() error {
 	return r.life.close()
 }
