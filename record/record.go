@@ -94,6 +94,10 @@ type Options struct {
 	CommandStdin  io.Reader
 	CommandStdout io.Writer
 	CommandStderr io.Writer
+	// Fingerprints, if set, receives one store.FingerprintLine per recorded
+	// batch, computed from the events as the live handler received them, so
+	// that a replay can be checked against the live run.
+	Fingerprints io.Writer
 	// WakeupEvery and RingbufSize are passed to built-in tracers.
 	WakeupEvery uint32
 	RingbufSize uint32

@@ -29,6 +29,7 @@ type session struct {
 	commandExit int
 	started     time.Time
 	stopErr     chan error // the writer failed: stop the recording
+	fpMu        sync.Mutex // serializes Fingerprints lines
 }
 
 func (s *session) run(ctx context.Context) (sum *Summary, err error) {
@@ -248,6 +249,11 @@ func (s *session) append(st *streamState, n int) error {
 	var bytes uint64
 	for _, e := range st.batch.Events {
 		bytes += uint64(len(e.Raw))
+	}
+	if s.opts.Fingerprints != nil {
+		s.fpMu.Lock()
+		fmt.Fprintln(s.opts.Fingerprints, store.FingerprintLine(st.batch.Seq, st.info.Name, st.info.Kind, st.batch.Events))
+		s.fpMu.Unlock()
 	}
 	st.recorded.Add(uint64(n))
 	st.batches.Add(1)

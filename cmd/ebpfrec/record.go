@@ -77,6 +77,7 @@ Recording needs root (or CAP_BPF and CAP_PERFMON) and tracefs mounted.`,
 			&cli.IntFlag{Name: "keep-segments", Usage: "flight recorder: keep at most this many closed segments, deleting the oldest"},
 			&cli.Int64Flag{Name: "keep-size", Usage: "flight recorder: keep at most this many bytes of closed segments, deleting the oldest"},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics at [HOST]:PORT (loopback when HOST is empty)"},
+			&cli.StringFlag{Name: "fingerprints", Usage: "write a digest of every batch, as the live handler received it, to this file (to check a replay against the live run)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress line and no summary"},
 		},
 		Action: recordAction,
@@ -111,6 +112,14 @@ func recordAction(c *cli.Context) error {
 			return err
 		}
 		defer stop()
+	}
+	if fp := c.String("fingerprints"); fp != "" {
+		f, err := os.OpenFile(fp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return usageError("--fingerprints: %v", err)
+		}
+		defer f.Close()
+		opts.Fingerprints = f
 	}
 	rec, err := record.New(opts)
 	if err != nil {
@@ -271,7 +280,7 @@ func objectCollection(path string, attach, ringbufs, perfbufs []string) (record.
 		if (contains(ringbufs, m) || contains(perfbufs, m)) && ms.Type != want {
 			return coll, fmt.Errorf("--object %s: map %q is a %s, not a %s", path, m, ms.Type, want)
 		}
-		coll.Streams = append(coll.Streams, record.Stream{Map: m, Name: m, Tracer: name, Object: obj})
+		coll.Streams = append(coll.Streams, record.Stream{Map: m, Name: m, Object: obj})
 	}
 	return coll, nil
 }
