@@ -90,8 +90,6 @@ type Event struct {
 	NewState string `json:"new_state" parquet:"new_state" doc:"state after, e.g. ESTABLISHED"`
 	Old      uint8  `json:"old_state_code" parquet:"old_state_code" doc:"state before, as a number"`
 	New      uint8  `json:"new_state_code" parquet:"new_state_code" doc:"state after, as a number"`
-
-	src, dst netip.Addr
 }
 
 // Tracer returns "tcp".
@@ -106,11 +104,18 @@ func (e *Event) PID() uint32 { return e.Pid }
 // Comm returns the owner's command name.
 func (e *Event) Comm() string { return e.Command }
 
-// SrcAddr returns the local address and port.
-func (e *Event) SrcAddr() netip.AddrPort { return netip.AddrPortFrom(e.src, e.Sport) }
+// SrcAddr returns the local address and port (invalid if Saddr is not an
+// address, e.g. in a zero Event).
+func (e *Event) SrcAddr() netip.AddrPort {
+	a, _ := netip.ParseAddr(e.Saddr)
+	return netip.AddrPortFrom(a, e.Sport)
+}
 
 // DstAddr returns the remote address and port.
-func (e *Event) DstAddr() netip.AddrPort { return netip.AddrPortFrom(e.dst, e.Dport) }
+func (e *Event) DstAddr() netip.AddrPort {
+	a, _ := netip.ParseAddr(e.Daddr)
+	return netip.AddrPortFrom(a, e.Dport)
+}
 
 // AppendText appends "saddr=... daddr=... state=OLD->NEW".
 func (e *Event) AppendText(dst []byte) []byte {
@@ -139,19 +144,18 @@ func Decode(raw []byte, ev *Event) error {
 	ev.OldState, ev.NewState = StateName(ev.Old), StateName(ev.New)
 	s, _ := bpf.ReadBytes(raw, offSaddr, 16)
 	d, _ := bpf.ReadBytes(raw, offDaddr, 16)
+	var src, dst netip.Addr
 	switch family {
 	case AFInet:
 		ev.Family = "ipv4"
-		ev.src = netip.AddrFrom4([4]byte(s[:4]))
-		ev.dst = netip.AddrFrom4([4]byte(d[:4]))
+		src, dst = netip.AddrFrom4([4]byte(s[:4])), netip.AddrFrom4([4]byte(d[:4]))
 	case AFInet6:
 		ev.Family = "ipv6"
-		ev.src = netip.AddrFrom16([16]byte(s))
-		ev.dst = netip.AddrFrom16([16]byte(d))
+		src, dst = netip.AddrFrom16([16]byte(s)), netip.AddrFrom16([16]byte(d))
 	default:
 		return fmt.Errorf("tcp event: unknown address family %d", family)
 	}
-	ev.Saddr, ev.Daddr = ev.src.String(), ev.dst.String()
+	ev.Saddr, ev.Daddr = src.String(), dst.String()
 	var err error
 	if ev.Command, err = bpf.ReadCString(raw, offComm, commLen); err != nil {
 		return fmt.Errorf("tcp event: comm: %w", err)
