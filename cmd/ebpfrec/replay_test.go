@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ebpfrec/ebpfrec/replay/replaytest"
+	"github.com/ebpfrec/ebpfrec/store"
+)
+
+var updateReplay = flag.Bool("update-replay", false, "rewrite the golden files of the replay command (testdata/replay.*)")
+
+// replayRecording makes the synthetic recording of the replay golden tests.
+func replayRecording(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "rec")
+	replaytest.Generate(t, dir, 40, store.WriterOptions{MaxSegmentBytes: 16 << 10})
+	return dir
+}
+
+// runReplay runs the app with args and returns stdout, stderr and the exit
+// code.
+func runReplay(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	app := newApp()
+	var out, errOut bytes.Buffer
+	app.Writer, app.ErrWriter = &out, &errOut
+	err := app.Run(append([]string{"ebpfrec", "replay"}, args...))
+	code := 0
+	if err != nil {
+		var ec cli.ExitCoder
+		if errors.As(err, &ec) {
+			code = ec.ExitCode()
+			errOut.WriteString(err.Error())
+		} else {
+			code = exitFailure
+			errOut.WriteString(err.Error())
+		}
+	}
+	return out.String(), errOut.String(), code
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *updateReplay {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -run %s -update-replay to create it)", err, t.Name())
+	}
+	if got != string(want) {
+		gl, wl := strings.Split(got, "\n"), strings.Split(string(want), "\n")
+		for i := range min(len(gl), len(wl)) {
+			if gl[i] != wl[i] {
+				t.Fatalf("%s: line %d differs:\n got %s\nwant %s", path, i+1, gl[i], wl[i])
+			}
+		}
+		t.Fatalf("%s: %d lines, want %d", path, len(gl), len(wl))
+	}
+}
+
+func TestReplayTextGolden(t *testing.T) {
+	dir := replayRecording(t)
+	out, errOut, code := runReplay(t, dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	golden(t, "replay.txt", out)
+}
+
+func TestReplayJSONGolden(t *testing.T) {
+	dir := replayRecording(t)
+	out, errOut, code := runReplay(t, "--format", "json", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for i, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("line %d is not JSON: %v: %s", i+1, err, line)
+		}
+		for _, k := range []string{"type", "time", "cpu", "stream", "tracer", "seq"} {
+			if _, ok := m[k]; !ok {
+				t.Fatalf("line %d lacks %q: %s", i+1, k, line)
+			}
+		}
+	}
+	golden(t, "replay.jsonl", out)
+}
+
+func TestReplayFilters(t *testing.T) {
+	dir := replayRecording(t)
+	all, _, _ := runReplay(t, dir)
+	out, errOut, code := runReplay(t, "--stream", "exit", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var want []string
+	for _, l := range strings.Split(all, "\n") {
+		if strings.Contains(l, " exit: ") || strings.Contains(l, "LOSS stream=exit ") {
+			want = append(want, l)
+		}
+	}
+	if got := strings.Split(strings.TrimSuffix(out, "\n"), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("--stream exit:\n%s\nwant\n%s", out, strings.Join(want, "\n"))
+	}
+	// Offsets from the recording's start: the synthetic batches start
+	// 11 ms after it, one every 1 to 5 ms.
+	out, _, code = runReplay(t, "--from", "+40ms", "--to", "+60ms", dir)
+	if code != 0 || out == "" || len(out) >= len(all) {
+		t.Fatalf("--from/--to: exit %d, %d of %d bytes", code, len(out), len(all))
+	}
+	out2, _, _ := runReplay(t, "--from", replaytest.Start.Add(40e6).Format("2006-01-02T15:04:05.999999999Z07:00"),
+		"--to", replaytest.Start.Add(60e6).Format("2006-01-02T15:04:05.999999999Z07:00"), dir)
+	if out2 != out {
+		t.Fatalf("RFC 3339 and offsets disagree:\n%s\n%s", out, out2)
+	}
+}
+
+func TestReplayUsageErrors(t *testing.T) {
+	dir := replayRecording(t)
+	for _, args := range [][]string{
+		{},
+		{dir, dir},
+		{"--format", "xml", dir},
+		{"--speed", "-1", dir},
+		{"--from", "yesterday", dir},
+		{"--from", "+1s", "--to", "+1s", dir},
+		{"--stream", "nope", dir},
+	} {
+		if _, errOut, code := runReplay(t, args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d (%s)", args, code, exitUsage, errOut)
+		}
+	}
+	if _, _, code := runReplay(t, filepath.Join(t.TempDir(), "missing")); code != exitFailure {
+		t.Errorf("missing recording: exit %d, want %d", code, exitFailure)
+	}
+}
+
+// TestReplayClosedPipe runs the command into | head -n 1: it must end
+// quietly with status 0.
+func TestReplayClosedPipe(t *testing.T) {
+	if os.Getenv("EBPFREC_REPLAY_PIPE") != "" {
+		os.Exit(run([]string{"ebpfrec", "replay", os.Getenv("EBPFREC_REPLAY_PIPE")}))
+	}
+	dir := filepath.Join(t.TempDir(), "rec")
+	replaytest.Generate(t, dir, 3000, store.WriterOptions{})
+	cmd := exec.Command(os.Args[0], "-test.run=^TestReplayClosedPipe$")
+	cmd.Env = append(os.Environ(), "EBPFREC_REPLAY_PIPE="+dir)
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100)
+	if _, err := stdout.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Close() // the reader goes away, as head does
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("replay into a closed pipe: %v, stderr %q", err, errOut.String())
+	}
+	if errOut.Len() != 0 {
+		t.Fatalf("replay into a closed pipe wrote to stderr: %q", errOut.String())
+	}
+}
