@@ -81,6 +81,30 @@ func AttachProgram(key string, p *ebpf.Program) (link.Link, error) {
 	return l, nil
 }
 
+// ProgramsByAttachPoint maps the attach keys of Tracepoints ("group/name"
+// for classic tracepoints, the bare name for raw and BTF tracepoints) to
+// the names of the programs in spec, from their ELF sections
+// (tracepoint/GROUP/NAME, raw_tp/NAME, raw_tracepoint/NAME, tp_btf/NAME):
+// what bpf.Manager.AttachTracepoint needs.
+func ProgramsByAttachPoint(spec *ebpf.CollectionSpec) map[string]string {
+	out := map[string]string{}
+	for name, ps := range spec.Programs {
+		kind, point, ok := strings.Cut(ps.SectionName, "/")
+		if !ok {
+			continue
+		}
+		switch kind {
+		case "tracepoint", "tp":
+			if strings.Contains(point, "/") {
+				out[point] = name
+			}
+		case "raw_tp", "raw_tracepoint", "tp_btf":
+			out[point] = name
+		}
+	}
+	return out
+}
+
 // TracefsDir is where ebpfrec expects tracefs.
 const TracefsDir = "/sys/kernel/tracing"
 

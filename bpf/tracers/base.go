@@ -29,6 +29,8 @@ type Base struct {
 	own     *common.Filter // over the tracer's own maps, when Options.Filter is nil
 	pending []func(*common.Filter) error
 	ferr    error
+	// borrowed: the objects came from UseCollection; their owner closes them.
+	borrowed bool
 }
 
 // Init sets the options, the bpf2go objects the tracer loads into (a
@@ -90,6 +92,62 @@ func (b *Base) MapReplacements() map[string]*ebpf.Map {
 		return map[string]*ebpf.Map{}
 	}
 	return b.opts.Filter.MapReplacements()
+}
+
+// UseCollection makes the tracer use the maps and programs of coll, a
+// collection loaded from its spec by someone else (e.g. bpf.Manager's
+// LoadCollection, with MapReplacements), instead of loading its own: after
+// it, Map, Tracepoints, AllowPID and BlockPID work on coll's objects. The
+// collection keeps ownership: Close does not close them.
+func (b *Base) UseCollection(coll *ebpf.Collection) error {
+	if coll == nil {
+		return errors.New("UseCollection: nil collection")
+	}
+	v := reflect.ValueOf(b.objs)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return errors.New("UseCollection: the tracer has no objects to fill")
+	}
+	if err := fillObjects(v.Elem(), coll); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.borrowed = true
+	b.mu.Unlock()
+	return b.applyPending()
+}
+
+func fillObjects(v reflect.Value, coll *ebpf.Collection) error {
+	t := v.Type()
+	mapType := reflect.TypeOf((*ebpf.Map)(nil))
+	progType := reflect.TypeOf((*ebpf.Program)(nil))
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			if err := fillObjects(v.Field(i), coll); err != nil {
+				return err
+			}
+			continue
+		}
+		name := f.Tag.Get("ebpf")
+		if name == "" || !f.IsExported() {
+			continue
+		}
+		switch f.Type {
+		case mapType:
+			m, ok := coll.Maps[name]
+			if !ok {
+				return fmt.Errorf("UseCollection: map %s not in the collection", name)
+			}
+			v.Field(i).Set(reflect.ValueOf(m))
+		case progType:
+			p, ok := coll.Programs[name]
+			if !ok {
+				return fmt.Errorf("UseCollection: program %s not in the collection", name)
+			}
+			v.Field(i).Set(reflect.ValueOf(p))
+		}
+	}
+	return nil
 }
 
 // Map returns a map of the loaded objects by its name in the spec.
@@ -211,12 +269,13 @@ func (b *Base) Close() error {
 	cs := b.closers
 	b.closers = nil
 	b.own = nil
+	borrowed := b.borrowed
 	b.mu.Unlock()
 	var errs []error
 	for i := len(cs) - 1; i >= 0; i-- {
 		errs = append(errs, cs[i].Close())
 	}
-	if b.objs != nil {
+	if b.objs != nil && !borrowed {
 		errs = append(errs, b.objs.Close())
 	}
 	return errors.Join(errs...)

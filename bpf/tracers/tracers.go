@@ -6,12 +6,26 @@
 // Each tracer lives in its own package under bpf/tracers/<name> and
 // registers itself in init; import bpf/tracers/all to register them all.
 //
-// A tracer's life, with plain cilium/ebpf (bpf.Manager does the same):
+// A tracer's life, with plain cilium/ebpf:
 //
 //	t, _ := tracers.New("exec", tracers.Options{Filter: f})
 //	_ = tracers.Load(t)          // t.Load(), then LoadAndAssign(t.BpfObjects(), MapReplacements)
 //	links, _ := tracers.Attach(t) // every program of t.Tracepoints()
 //	for _, s := range t.Streams() { m := t.Map(s.Map); ... read, t.Decode(s.Name, raw) ... }
+//
+// With bpf.Manager, which loads and attaches collections by name:
+//
+//	spec, _ := t.Load()
+//	_ = m.LoadSpec(t.Name(), spec)
+//	coll, _ := m.LoadCollection(t.Name(), &ebpf.CollectionOptions{MapReplacements: t.MapReplacements()})
+//	_ = t.UseCollection(coll) // t.Map, t.Tracepoints, t.AllowPID now work on coll
+//	for key, prog := range tracers.ProgramsByAttachPoint(spec) {
+//		group, name, ok := strings.Cut(key, "/")
+//		if !ok {
+//			group, name = "", key
+//		}
+//		m.AttachTracepoint(t.Name(), prog, group, name) // optional points: see t.Tracepoints()[key].Required
+//	}
 package tracers
 
 import (

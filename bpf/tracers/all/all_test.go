@@ -40,6 +40,16 @@ func TestRegistry(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tr.Name(), err)
 		}
+		progs := tracers.ProgramsByAttachPoint(spec)
+		tps := tr.Tracepoints()
+		if len(progs) != len(tps) {
+			t.Errorf("%s: programs by attach point %v, tracepoints %v", tr.Name(), progs, tps)
+		}
+		for k := range tps {
+			if _, ok := spec.Programs[progs[k]]; !ok {
+				t.Errorf("%s: no program for attach point %s", tr.Name(), k)
+			}
+		}
 		for _, s := range tr.Streams() {
 			if s.Kind == tracers.Perfbuf {
 				perf++

@@ -1,6 +1,7 @@
 package syscalls_test
 
 import (
+	"github.com/cilium/ebpf"
 	"strconv"
 	"syscall"
 	"testing"
@@ -88,6 +89,54 @@ func TestSyscallsOverload(t *testing.T) {
 		t.Errorf("emitted %d drops %d: want an overflow", emitted, drops)
 	}
 	tracertest.CheckAccounting(t, tr, rd, len(evs))
+}
+
+// TestUseCollection: the tracer works on a collection someone else loaded
+// (as bpf.Manager does), which keeps ownership of it.
+func TestUseCollection(t *testing.T) {
+	f := tracertest.NewFilter(t)
+	tr := syscalls.New(tracers.Options{Filter: f})
+	spec, err := tr.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: tr.MapReplacements()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer coll.Close()
+	if err := tr.UseCollection(coll); err != nil {
+		t.Fatal(err)
+	}
+	if tr.Map(syscalls.MapEvents) != coll.Maps[syscalls.MapEvents] || tr.Map(syscalls.MapEvents) == nil {
+		t.Fatal("Map does not return the collection's map")
+	}
+	links, err := tracers.Attach(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, l := range links {
+			l.Close()
+		}
+	}()
+	rd := tracertest.NewReader(t, tr, syscalls.StreamSyscalls)
+	c := tracertest.Start(t, "getpid", "10")
+	tr.AllowPID(c.PID, 0, nil) // the shared filter
+	c.Run(t)
+	got := 0
+	for _, ev := range rd.Drain(t) {
+		if ev.(*syscalls.Event).Nr == uint32(syscall.SYS_GETPID) {
+			got++
+		}
+	}
+	if got != 10 {
+		t.Fatalf("%d getpid events, want 10", got)
+	}
+	tr.Close()
+	if _, err := tracers.ReadCounter(coll.Maps[syscalls.MapEmitted]); err != nil {
+		t.Fatalf("the collection's map was closed by the tracer: %v", err)
+	}
 }
 
 func TestDecode(t *testing.T) {
