@@ -4,11 +4,9 @@
 package replaytest
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"hash"
 	"strings"
 	"testing"
 	"time"
@@ -198,39 +196,4 @@ func FingerprintPerf(stream string, evs []bpf.PerfbufEvent) string {
 		fmt.Fprintf(&s, " [%s t=%d cpu=%d lost=%d]", hex.EncodeToString(e.Raw), e.Timestamp.UnixNano(), e.CPU, e.Lost)
 	}
 	return s.String()
-}
-
-// SumRing returns the compact fingerprint line of one batch of a ring
-// buffer stream as a handler received it: "SEQ STREAM ringbuf N SHA256",
-// where the SHA-256 covers, for each event, its length, Raw bytes,
-// Timestamp (Unix ns), CPU (-1) and Lost (0). A recorder's tee handler and a
-// replay handler that write these lines for the same batches write the same
-// lines (fixtures keep them in a file beside the recording).
-func SumRing(seq uint64, stream string, evs []bpf.RingbufEvent) string {
-	h := sha256.New()
-	var buf [28]byte
-	for _, e := range evs {
-		sumEvent(h, buf[:], e.Raw, e.Timestamp, -1, 0)
-	}
-	return fmt.Sprintf("%d %s ringbuf %d %x", seq, stream, len(evs), h.Sum(nil))
-}
-
-// SumPerf is SumRing for a perf buffer stream.
-func SumPerf(seq uint64, stream string, evs []bpf.PerfbufEvent) string {
-	h := sha256.New()
-	var buf [28]byte
-	for _, e := range evs {
-		sumEvent(h, buf[:], e.Raw, e.Timestamp, e.CPU, e.Lost)
-	}
-	return fmt.Sprintf("%d %s perfbuf %d %x", seq, stream, len(evs), h.Sum(nil))
-}
-
-func sumEvent(h hash.Hash, buf []byte, raw []byte, ts time.Time, cpu int, lost uint64) {
-	binary.LittleEndian.PutUint32(buf[0:], uint32(len(raw)))
-	h.Write(buf[:4])
-	h.Write(raw)
-	binary.LittleEndian.PutUint64(buf[4:], uint64(ts.UnixNano()))
-	binary.LittleEndian.PutUint32(buf[12:], uint32(int32(cpu)))
-	binary.LittleEndian.PutUint64(buf[16:], lost)
-	h.Write(buf[4:24])
 }
