@@ -447,17 +447,15 @@ func (r *Reader) nextInSegment() (b *Batch, err error) {
 		h, derr := r.dec.decodeRecord(rec, &r.batch, &r.loss)
 		if derr != nil {
 			ce := &CorruptError{Segment: s.info.Index, Seq: h.seq, Err: derr}
-			if errors.Is(derr, errCRC) {
+			// Go on right after the record if what follows looks like the
+			// next record; else resync at the next chunk where one starts.
+			next, ok := s.log.plausibleNext(r.lastSeq, h.seq)
+			if errors.Is(derr, errCRC) && h.seq != r.lastSeq+1 && !(ok && next == h.seq+1) {
 				// The header itself may be damaged: name the batch by position.
 				ce.Seq, ce.After = r.lastSeq, r.lastSeq != 0
 				ce.Err = fmt.Errorf("record claiming batch %d: %v", h.seq, derr)
-				if h.seq == r.lastSeq+1 {
-					ce.Seq, ce.After, ce.Err = h.seq, false, derr
-				}
 			}
-			// Go on right after the record if what follows looks like the
-			// next record; else resync at the next chunk where one starts.
-			if !s.log.plausibleNext(r.lastSeq, h.seq) {
+			if !ok {
 				if rerr := s.log.resyncFrom(startChunk); rerr != nil && rerr != io.EOF {
 					r.closeCur()
 				}
@@ -617,9 +615,9 @@ func (s *logStream) resyncFrom(chunk uint64) error {
 // plausibleNext says whether the log at the current position ends or holds
 // a record header that follows the last good record or the damaged one.
 // The position is kept.
-func (s *logStream) plausibleNext(lastGood, damaged uint64) bool {
+func (s *logStream) plausibleNext(lastGood, damaged uint64) (next uint64, ok bool) {
 	if !s.have {
-		return true
+		return 0, true
 	}
 	chunk, pos := s.chunk, s.pos
 	var tmp [headerSize]byte
@@ -630,16 +628,16 @@ func (s *logStream) plausibleNext(lastGood, damaged uint64) bool {
 		}
 	}()
 	if err == io.ErrUnexpectedEOF && len(b) == 0 {
-		return true // end of the log
+		return 0, true // end of the log
 	}
 	if err != nil {
-		return false
+		return 0, false
 	}
 	h, err := parseHeader(b)
 	if err != nil {
-		return false
+		return 0, false
 	}
-	return h.seq == lastGood+2 || h.seq == damaged+1
+	return h.seq, h.seq == lastGood+2 || h.seq == damaged+1
 }
 
 // read appends n bytes of the log to dst.

@@ -129,9 +129,7 @@ func Verify(dir string) (*Report, error) {
 			add(0, "%s", msg)
 		}
 		sum, problems := scanSegment(&si, &expect, rep)
-		for _, p := range problems {
-			rep.Problems = append(rep.Problems, p)
-		}
+		rep.Problems = append(rep.Problems, problems...)
 		if si.Summary != nil && len(problems) == 0 {
 			s := si.Summary
 			if s.Records != sum.Records || s.Batches != sum.Batches || s.Events != sum.Events || s.Bytes != sum.Bytes ||

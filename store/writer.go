@@ -402,7 +402,8 @@ func (w *Writer) added(start int, minT, maxT int64) {
 }
 
 func (w *Writer) afterAppend() error {
-	if w.opts.Sync == SyncAlways || len(w.pending) >= w.opts.FlushBytes {
+	if w.opts.Sync == SyncAlways || len(w.pending) >= w.opts.FlushBytes ||
+		w.segSize+int64(len(w.pending)) >= w.opts.MaxSegmentBytes {
 		return w.commitLocked()
 	}
 	return nil
