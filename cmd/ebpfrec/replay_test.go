@@ -185,3 +185,28 @@ func TestReplayClosedPipe(t *testing.T) {
 		t.Fatalf("replay into a closed pipe wrote to stderr: %q", errOut.String())
 	}
 }
+
+// TestReplayFixturesGolden checks the text and JSON output of replay on
+// every real recording in fixtures/.
+func TestReplayFixturesGolden(t *testing.T) {
+	dirs, _ := filepath.Glob(filepath.Join("..", "..", "fixtures", "*", "000001.seg"))
+	if len(dirs) == 0 {
+		t.Skip("no fixtures")
+	}
+	for _, seg := range dirs {
+		dir := filepath.Dir(seg)
+		name := filepath.Base(dir)
+		t.Run(name, func(t *testing.T) {
+			for format, ext := range map[string]string{"text": "txt", "json": "jsonl"} {
+				out, errOut, code := runReplay(t, "--format", format, dir)
+				if code != 0 {
+					t.Fatalf("%s: exit %d: %s", format, code, errOut)
+				}
+				if strings.Count(out, "\n") < 2 {
+					t.Fatalf("%s: output %q", format, out)
+				}
+				golden(t, "replay-fixture-"+name+"."+ext, out)
+			}
+		})
+	}
+}
