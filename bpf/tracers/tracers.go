@@ -143,6 +143,10 @@ type Builtin interface {
 	// ebpf.CollectionOptions.MapReplacements when loading the tracer: the
 	// recording's shared filter maps (empty without a shared filter).
 	MapReplacements() map[string]*ebpf.Map
+	// UseCollection makes the tracer use a collection loaded from its spec
+	// elsewhere (e.g. by bpf.Manager) instead of its own objects; the
+	// collection keeps ownership of them.
+	UseCollection(coll *ebpf.Collection) error
 	// Map returns a map of the loaded object by its name in the spec (a
 	// stream's Map, DropCounter or EmittedCounter), nil before load.
 	Map(name string) *ebpf.Map
