@@ -261,40 +261,72 @@ const drainChunk = 780 * benchBatch
 // whatever b.N, and report ns/op per event of the reader.
 const drainCycles = 4
 
+// drainBench runs fill-and-drain cycles of the bare loop and of the reader,
+// alternating which goes first. prepareBare and prepareReader fill the
+// buffer (and create what reads it) on the benchmark goroutine; the
+// functions they return drain it, on a fresh goroutine for both.
+func drainBench(b *testing.B, prepareBare func(k int64) func() (int64, time.Duration), prepareReader func(k int64) func() (int64, time.Duration, uint64)) {
+	b.Helper()
+	var res benchResult
+	k := int64(drainChunk)
+	runBare := func() {
+		drain := prepareBare(k)
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			got, d := drain()
+			res.bareEvents += got
+			res.bareTime += d
+		})
+		wg.Wait()
+	}
+	runReader := func() {
+		got, d, m := prepareReader(k)()
+		res.events += got
+		res.time += d
+		res.mallocs += m
+	}
+	b.ResetTimer()
+	for i := range max((b.N+drainChunk-1)/drainChunk, drainCycles) {
+		if i%2 == 0 {
+			runBare()
+			runReader()
+		} else {
+			runReader()
+			runBare()
+		}
+	}
+	b.StopTimer()
+	res.report(b)
+	b.ReportMetric(res.time.Seconds()*1e9/float64(res.events), "ns/op")
+}
+
 func BenchmarkRingbufReaderDrain(b *testing.B) {
 	for _, mode := range []string{"inline", "handoff"} {
 		b.Run(mode, func(b *testing.B) {
 			forceHandoff = mode == "handoff"
 			defer func() { forceHandoff = false }()
 			p := loadTestProg(b, progOpts{wakeupEvery: 256, rbSize: drainRingSize})
-			var res benchResult
-			b.ResetTimer()
-			for range max((b.N+drainChunk-1)/drainChunk, drainCycles) {
-				k := int64(drainChunk)
+			drainBench(b, func(k int64) func() (int64, time.Duration) {
 				emitRingbuf(int(k))
 				rd, err := ringbuf.NewReader(p.rb)
 				if err != nil {
 					b.Fatal(err)
 				}
-				got, d := bareRingbuf(b, rd, k)
-				rd.Close()
-				res.bareEvents += got
-				res.bareTime += d
-
+				return func() (int64, time.Duration) {
+					defer rd.Close()
+					return bareRingbuf(b, rd, k)
+				}
+			}, func(k int64) func() (int64, time.Duration, uint64) {
 				emitRingbuf(int(k))
 				h := newCountingHandler(k)
 				r, err := NewRingbufReader(p.rb, "events_rb", h.ringbuf, RingbufConfig{BatchSize: benchBatch, FlushInterval: benchFlush}, nil, nil)
 				if err != nil {
 					b.Fatal(err)
 				}
-				got, d, m := readCounted(b, k, r.Start, &h.handled, h.reached)
-				res.events += got
-				res.time += d
-				res.mallocs += m
-			}
-			b.StopTimer()
-			res.report(b)
-			b.ReportMetric(res.time.Seconds()*1e9/float64(res.events), "ns/op")
+				return func() (int64, time.Duration, uint64) {
+					return readCounted(b, k, r.Start, &h.handled, h.reached)
+				}
+			})
 		})
 	}
 }
@@ -307,20 +339,17 @@ func BenchmarkPerfbufReaderDrain(b *testing.B) {
 			p := loadTestProg(b, progOpts{})
 			unpin := pinToOneCPU(b) // every sample in one per-CPU buffer
 			defer unpin()
-			var res benchResult
-			b.ResetTimer()
-			for range max((b.N+drainChunk-1)/drainChunk, drainCycles) {
-				k := int64(drainChunk)
+			drainBench(b, func(k int64) func() (int64, time.Duration) {
 				rd, err := perf.NewReaderWithOptions(p.perf, perfDrainBuf, perf.ReaderOptions{Watermark: perfDrainBuf / 2})
 				if err != nil {
 					b.Fatal(err)
 				}
 				emitPerf(int(k))
-				got, d := barePerf(b, rd, k)
-				rd.Close()
-				res.bareEvents += got
-				res.bareTime += d
-
+				return func() (int64, time.Duration) {
+					defer rd.Close()
+					return barePerf(b, rd, k)
+				}
+			}, func(k int64) func() (int64, time.Duration, uint64) {
 				h := newCountingHandler(k)
 				cfg := PerfbufConfig{BatchSize: benchBatch, FlushInterval: benchFlush, PerCPUBufferSize: perfDrainBuf, Watermark: perfDrainBuf / 2}
 				r, err := NewPerfbufReader(p.perf, "events_perf", h.perf, cfg, nil, nil)
@@ -328,14 +357,10 @@ func BenchmarkPerfbufReaderDrain(b *testing.B) {
 					b.Fatal(err)
 				}
 				emitPerf(int(k))
-				got, d, m := readCounted(b, k, r.Start, &h.handled, h.reached)
-				res.events += got
-				res.time += d
-				res.mallocs += m
-			}
-			b.StopTimer()
-			res.report(b)
-			b.ReportMetric(res.time.Seconds()*1e9/float64(res.events), "ns/op")
+				return func() (int64, time.Duration, uint64) {
+					return readCounted(b, k, r.Start, &h.handled, h.reached)
+				}
+			})
 		})
 	}
 }
