@@ -84,7 +84,8 @@ type Options struct {
 
 	// PIDs and Comms select processes for the built-in tracers (in the
 	// kernel: unselected events never reach user space). Empty: every
-	// process except the recorder itself.
+	// process except the recorder itself. Like perf record -p, a recording
+	// of PIDs ends when they have all exited.
 	PIDs  []uint32
 	Comms []string
 	// Command, if set, is started (behind a gate, so its first event is

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/ebpfrec/ebpfrec/bpf"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers"
@@ -369,6 +370,10 @@ func (s *session) loop(ctx context.Context) (*Summary, error) {
 			close(cmdDone)
 		}()
 	}
+	pidsDone, err := watchPIDs(s.opts.PIDs)
+	if err != nil {
+		return nil, err
+	}
 	var deadline <-chan time.Time
 	if s.opts.Duration > 0 {
 		t := time.NewTimer(s.opts.Duration)
@@ -391,6 +396,8 @@ wait:
 			break wait
 		case <-cmdDone:
 			cmdDone = nil
+			break wait
+		case <-pidsDone:
 			break wait
 		case <-s.rec.abort:
 			aborted = true
@@ -544,4 +551,41 @@ func explainPrivileges(err error) error {
 		return fmt.Errorf("%w (recording needs root, or CAP_BPF and CAP_PERFMON: run with sudo)", err)
 	}
 	return err
+}
+
+// watchPIDs returns a channel closed once every process in pids has exited
+// (nil if pids is empty): like perf record -p, a recording of given
+// processes ends with them.
+func watchPIDs(pids []uint32) (<-chan struct{}, error) {
+	if len(pids) == 0 {
+		return nil, nil
+	}
+	var fds []unix.PollFd
+	for _, pid := range pids {
+		fd, err := unix.PidfdOpen(int(pid), 0)
+		if err != nil {
+			for _, f := range fds {
+				unix.Close(int(f.Fd))
+			}
+			return nil, fmt.Errorf("record: --pid %d: %w", pid, err)
+		}
+		fds = append(fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for left := len(fds); left > 0; {
+			if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
+				break
+			}
+			for i := range fds {
+				if fds[i].Fd >= 0 && fds[i].Revents != 0 {
+					unix.Close(int(fds[i].Fd))
+					fds[i].Fd = -1 // poll ignores negative fds
+					left--
+				}
+			}
+		}
+	}()
+	return done, nil
 }

@@ -11,3 +11,7 @@ echo
 echo "== figures (see each package's bench_test.go for what the goals are)"
 grep -E '^Benchmark' "$out" || true
 rm -f "$out"
+
+echo
+echo "== ebpfrec record vs perf record (scripts/bench-perf.sh)"
+scripts/bench-perf.sh || echo "bench-perf failed"

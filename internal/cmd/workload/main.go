@@ -3,7 +3,7 @@
 // checked to the event.
 //
 //	workload demo DIR      execs, opens, TCP connections, exits and syscalls (see demo)
-//	workload storm N       N getpid(2) calls as fast as possible
+//	workload storm N [wait] N getpid(2) calls as fast as possible (after SIGUSR1 with wait)
 //	workload getppid N M   wait for SIGUSR1, then N getppid(2) and M getpgid(2) calls
 //	workload exit CODE     exit with CODE
 //	workload sleep         sleep until killed
@@ -44,14 +44,15 @@ func main() {
 		err = demo(os.Args[2])
 	case "storm":
 		n := atoi(3)
+		if len(os.Args) > 3 && os.Args[3] == "wait" {
+			waitUSR1()
+		}
 		for i := 0; i < n; i++ {
 			syscall.Getpid()
 		}
 	case "getppid":
 		n, m := atoi(3), atoi(4)
-		ch := make(chan os.Signal, 1)
-		signal.Notify(ch, syscall.SIGUSR1)
-		<-ch
+		waitUSR1()
 		for i := 0; i < n; i++ {
 			syscall.Getppid()
 		}
@@ -71,6 +72,14 @@ func main() {
 	}
 }
 
+// waitUSR1 blocks until the process receives SIGUSR1 (so a recorder can be
+// set up for its PID first).
+func waitUSR1() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGUSR1)
+	<-ch
+}
+
 func atoi(argc int) int {
 	if len(os.Args) < argc {
 		usage()
@@ -83,7 +92,7 @@ func atoi(argc int) int {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: workload demo DIR | storm N | getppid N M | exit CODE | sleep")
+	fmt.Fprintln(os.Stderr, "usage: workload demo DIR | storm N [wait] | getppid N M | exit CODE | sleep")
 	os.Exit(2)
 }
 
