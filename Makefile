@@ -14,6 +14,7 @@ BENCHCOUNT ?= 1
 all: build
 
 help:
+	@echo "make demo      record a short built-in workload, replay, export and query it (root)"
 	@echo "make build     build $(BIN)"
 	@echo "make test      run every test (root runs the kernel tests too)"
 	@echo "make generate  rebuild BPF objects with clang (bpf2go), vmlinux.h from this kernel"
@@ -50,6 +51,10 @@ lint:
 
 fuzz:
 	@scripts/fuzz.sh $(FUZZTIME)
+
+# Record, replay, export and query a short built-in workload (needs root).
+demo:
+	@scripts/demo.sh
 
 clean:
 	rm -rf bin
