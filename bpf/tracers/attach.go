@@ -3,6 +3,7 @@ package tracers
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -108,12 +109,27 @@ func ProgramsByAttachPoint(spec *ebpf.CollectionSpec) map[string]string {
 // TracefsDir is where ebpfrec expects tracefs.
 const TracefsDir = "/sys/kernel/tracing"
 
-// TracefsMounted returns nil if tracefs is mounted, or an error saying how
-// to mount it.
+// TracefsMounted returns nil if tracefs is mounted and readable, or an
+// error saying how to mount it, or that only root can read it.
 func TracefsMounted() error {
+	var denied error
 	for _, d := range []string{TracefsDir, "/sys/kernel/debug/tracing"} {
-		if _, err := os.Stat(filepath.Join(d, "events")); err == nil {
+		_, err := os.Stat(filepath.Join(d, "events"))
+		if err == nil {
 			return nil
+		}
+		if errors.Is(err, fs.ErrPermission) && denied == nil {
+			denied = fmt.Errorf("cannot read tracefs at %s: permission denied (run as root)", d)
+		}
+	}
+	if denied != nil {
+		return denied
+	}
+	if mounts, err := os.ReadFile("/proc/self/mounts"); err == nil {
+		for _, line := range strings.Split(string(mounts), "\n") {
+			if f := strings.Fields(line); len(f) >= 3 && f[2] == "tracefs" {
+				return fmt.Errorf("cannot read tracefs at %s (run as root)", f[1])
+			}
 		}
 	}
 	return fmt.Errorf("tracefs is not mounted at %s (as root: mount -t tracefs tracefs %s)", TracefsDir, TracefsDir)

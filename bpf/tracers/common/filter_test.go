@@ -14,6 +14,7 @@ import (
 	"github.com/ebpfrec/ebpfrec/bpf/tracers/exec"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers/internal/tracertest"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers/syscalls"
+	"github.com/ebpfrec/ebpfrec/internal/kerneltest"
 )
 
 func TestMain(m *testing.M) {
@@ -90,6 +91,7 @@ func TestBlockAndComm(t *testing.T) {
 // TestOwnFilterMaps: without a shared filter, AllowPID before load acts on
 // the tracer's own maps once it is loaded.
 func TestOwnFilterMaps(t *testing.T) {
+	kerneltest.Require(t)
 	c := tracertest.Start(t, "getpid", "50")
 	tr, err := tracers.New(syscalls.Name, tracers.Options{})
 	if err != nil {
