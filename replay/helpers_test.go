@@ -113,3 +113,8 @@ type (
 	bpfRing = bpf.RingbufEvent
 	bpfPerf = bpf.PerfbufEvent
 )
+
+// genBench writes the synthetic mixed recording for benchmarks.
+func genBench(b *testing.B, dir string) {
+	replaytest.Generate(b, dir, 2000, store.WriterOptions{})
+}

@@ -1,0 +1,175 @@
+package replay
+
+// Replay throughput, measured on this machine (2 cores), go test -bench
+// . ./replay/, 64-byte events in ring buffer batches of 256 (what a live
+// reader delivers under load), 262144 events per recording, page cache warm:
+//
+//	see the figures printed by make bench (events/s, mem_events/s, ratio)
+//
+// Goals (issue 5): replay into a no-op handler at ≥ 0.8 of the rate of
+// iterating the same batches from memory, and ≥ 10 M events/s.
+
+import (
+	"context"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ebpfrec/ebpfrec/bpf"
+	"github.com/ebpfrec/ebpfrec/store"
+)
+
+const (
+	benchEventSize = 64
+	benchBatch     = 256
+	benchEvents    = 1 << 18
+)
+
+// benchRecording writes benchEvents 64-byte events in batches of
+// benchBatch into dir and returns the batches it wrote (copied).
+func benchRecording(b *testing.B, dir string) []store.Batch {
+	b.Helper()
+	meta := store.Meta{RecordingID: "bench", Started: time.Unix(1700000000, 0),
+		Streams: []store.StreamInfo{{Name: "ev", Kind: store.KindRingbuf}}}
+	w, err := store.Create(dir, meta, store.WriterOptions{Sync: store.SyncNever})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out []store.Batch
+	t := meta.Started
+	for i := 0; i < benchEvents/benchBatch; i++ {
+		t = t.Add(time.Millisecond)
+		batch := store.Batch{Stream: "ev", Kind: store.KindRingbuf}
+		for j := range benchBatch {
+			raw := make([]byte, benchEventSize)
+			binary.NativeEndian.PutUint64(raw, uint64(t.UnixNano())+uint64(j))
+			binary.NativeEndian.PutUint32(raw[8:], uint32(1000+j%50))
+			copy(raw[16:], "comm-name")
+			batch.Events = append(batch.Events, store.Event{Raw: raw, Timestamp: t, CPU: -1})
+		}
+		if err := w.Append(&batch); err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, batch)
+	}
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return out
+}
+
+var sink int
+
+// BenchmarkReplayNoop replays a recording of 64-byte events into a no-op
+// handler. Each iteration replays the whole recording. It reports the
+// replay's events/s, the events/s of delivering the same batches from
+// memory to the same handler in the same run (mem_events/s), and their
+// ratio (goal ≥ 0.8); and the store reader's own rate (reader_events/s).
+func BenchmarkReplayNoop(b *testing.B) {
+	dir := filepath.Join(b.TempDir(), "rec")
+	batches := benchRecording(b, dir)
+	handler := func(_ context.Context, evs []bpf.RingbufEvent) error {
+		sink += len(evs)
+		return nil
+	}
+	ctx := context.Background()
+
+	// From memory: the same batches, delivered as a replayer does (one
+	// reused []RingbufEvent per batch), to the same handler.
+	memRate := measure(func() int {
+		var evs []bpf.RingbufEvent
+		n := 0
+		for i := range batches {
+			evs = evs[:0]
+			for _, e := range batches[i].Events {
+				evs = append(evs, bpf.RingbufEvent{Raw: e.Raw, Timestamp: e.Timestamp})
+			}
+			_ = handler(ctx, evs)
+			n += len(evs)
+		}
+		return n
+	})
+	// The store reader alone.
+	readerRate := measure(func() int {
+		sr, err := store.Open(dir, store.ReaderOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer sr.Close()
+		n := 0
+		for bt, err := range sr.All() {
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += len(bt.Events)
+		}
+		return n
+	})
+
+	b.ReportAllocs()
+	b.SetBytes(benchEvents * benchEventSize)
+	b.ResetTimer()
+	var events uint64
+	for b.Loop() {
+		r, err := Open(dir, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.HandleRingbuf("", handler)
+		st, err := r.Run(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		events += st.Events
+	}
+	rate := float64(events) / b.Elapsed().Seconds()
+	b.ReportMetric(rate, "events/s")
+	b.ReportMetric(memRate, "mem_events/s")
+	b.ReportMetric(readerRate, "reader_events/s")
+	b.ReportMetric(rate/memRate, "ratio")
+}
+
+// measure runs f (which returns the events it delivered) for at least
+// 300 ms and returns events per second.
+func measure(f func() int) float64 {
+	f() // warm up
+	start := time.Now()
+	n := 0
+	for time.Since(start) < 300*time.Millisecond {
+		n += f()
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// BenchmarkReplayDecoded replays the synthetic mixed recording (exec, exit
+// and raw streams) through HandleDecoded: the cost per event of decoding
+// with the built-in tracers, as the replay command does.
+func BenchmarkReplayDecoded(b *testing.B) {
+	dir := filepath.Join(b.TempDir(), "rec")
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		b.Fatal(err)
+	}
+	genBench(b, dir)
+	b.ReportAllocs()
+	var events uint64
+	for b.Loop() {
+		r, err := Open(dir, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.HandleDecoded(func(d *Decoded) error {
+			if d.Event != nil {
+				sink += int(d.Event.PID())
+			}
+			return nil
+		})
+		st, err := r.Run(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		events += st.Events
+	}
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+}
