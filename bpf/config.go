@@ -19,7 +19,8 @@ type RingbufConfig struct {
 	BatchSize int `mapstructure:"batch_size"`
 	// FlushInterval bounds how long a read event waits before the handler
 	// gets it: a partial batch is handed over when it expires, and the
-	// reader wakes for it even without a wakeup from the kernel.
+	// reader wakes for it even without a wakeup from the kernel. At least
+	// 1 ms (the resolution of the reader's deadlines).
 	FlushInterval time.Duration `mapstructure:"flush_interval"`
 	// DropWhenBusy, with more than one worker, drops a full batch (counted
 	// in EventsDropped) when every worker is busy and the queue is full,

@@ -73,7 +73,8 @@ const perfArenaSize = 64 * 1024
 // (rounded up to pages) per online CPU, which it stores in the map. mapName
 // names the stream in logs and metrics. Zero or negative Workers, BatchSize,
 // FlushInterval and PerCPUBufferSize take their defaults
-// (DefaultPerfbufConfig); Watermark must be smaller than the per-CPU buffer.
+// (DefaultPerfbufConfig); a FlushInterval below 1 ms is raised to 1 ms.
+// Watermark must be smaller than the per-CPU buffer.
 // log and st may be nil.
 //
 // The reader holds kernel resources from here on: call Start, which releases
@@ -92,7 +93,7 @@ func NewPerfbufReader(perfMap *ebpf.Map, mapName string, handler PerfEventHandle
 	cfg.PerCPUBufferSize = orDefault(cfg.PerCPUBufferSize, def.PerCPUBufferSize)
 	cfg.Workers = orDefault(cfg.Workers, def.Workers)
 	cfg.BatchSize = orDefault(cfg.BatchSize, def.BatchSize)
-	cfg.FlushInterval = orDefault(cfg.FlushInterval, def.FlushInterval)
+	cfg.FlushInterval = flushInterval(cfg.FlushInterval, def.FlushInterval)
 	if cfg.Watermark < 0 {
 		cfg.Watermark = 0
 	}

@@ -108,7 +108,9 @@ func newDispatcher[E any](hctx context.Context, handler func(context.Context, []
 		dropWhenBusy: dropWhenBusy,
 	}
 	newBatch := func() *batch[E] {
-		return &batch[E]{events: make([]E, 0, batchSize), arena: make([]byte, 0, arenaSize)}
+		// A huge BatchSize costs memory only when batches fill up: the
+		// slices grow to what is used and keep that size.
+		return &batch[E]{events: make([]E, 0, min(batchSize, 1024)), arena: make([]byte, 0, arenaSize)}
 	}
 	if d.inline {
 		return d, newBatch()
@@ -265,6 +267,17 @@ func orDefault[T int | time.Duration](v, def T) T {
 		return def
 	}
 	return v
+}
+
+// minFlushInterval is the shortest FlushInterval: read deadlines have the
+// millisecond resolution of epoll, and a shorter interval would only make
+// the reader spin.
+const minFlushInterval = time.Millisecond
+
+// flushInterval is the configured interval, its default when unset, and at
+// least minFlushInterval.
+func flushInterval(v, def time.Duration) time.Duration {
+	return max(orDefault(v, def), minFlushInterval)
 }
 
 func discardLogger(l *slog.Logger) *slog.Logger {

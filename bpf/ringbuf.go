@@ -69,7 +69,8 @@ type RingbufReader struct {
 // NewRingbufReader creates a reader of ringbufMap (a BPF_MAP_TYPE_RINGBUF).
 // mapName names the stream in logs and metrics. Zero or negative Workers,
 // BatchSize, FlushInterval and BufferSize take their defaults
-// (DefaultRingbufConfig). cfg.DropCounter, if set, must be a (per-CPU) array
+// (DefaultRingbufConfig); a FlushInterval below 1 ms is raised to 1 ms.
+// cfg.DropCounter, if set, must be a (per-CPU) array
 // with 8-byte values; its key 0 is summed into EventsLost. log and st may be
 // nil.
 //
@@ -89,7 +90,7 @@ func NewRingbufReader(ringbufMap *ebpf.Map, mapName string, handler EventHandler
 	cfg.BufferSize = orDefault(cfg.BufferSize, def.BufferSize)
 	cfg.Workers = orDefault(cfg.Workers, def.Workers)
 	cfg.BatchSize = orDefault(cfg.BatchSize, def.BatchSize)
-	cfg.FlushInterval = orDefault(cfg.FlushInterval, def.FlushInterval)
+	cfg.FlushInterval = flushInterval(cfg.FlushInterval, def.FlushInterval)
 
 	r := &RingbufReader{mapName: mapName, handler: handler, cfg: cfg, log: discardLogger(log)}
 	r.stats.m = st.forReader(mapName, "ringbuf")
