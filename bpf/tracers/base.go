@@ -410,3 +410,25 @@ func StreamByName(t Builtin, name string) (Stream, bool) {
 func UnknownStream(tracer, stream string) error {
 	return fmt.Errorf("tracer %s has no stream %q", tracer, stream)
 }
+
+// RecursionMisses sums, over t's tracepoint programs, the runs the kernel
+// skipped because a BPF program was already running on that CPU (e.g. a
+// tracepoint hit in an interrupt while another tracing program ran). Such
+// events never reach the program, so no stream counter sees them: the
+// recorder reports this figure beside the drops.
+func RecursionMisses(t bpf.KprobesTracer) (uint64, error) {
+	var n uint64
+	for key, pd := range t.Tracepoints() {
+		for _, p := range []*ebpf.Program{pd.Start, pd.End} {
+			if p == nil {
+				continue
+			}
+			st, err := p.Stats()
+			if err != nil {
+				return n, fmt.Errorf("program at %s: stats: %w", key, err)
+			}
+			n += st.RecursionMisses
+		}
+	}
+	return n, nil
+}

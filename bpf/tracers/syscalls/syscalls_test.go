@@ -73,6 +73,9 @@ func TestSyscallsKnownWorkload(t *testing.T) {
 		t.Errorf("got %d getpid and %d exit_group events, want %d and 1 (of %d events)", getpids, exits, n, len(evs))
 	}
 	tracertest.CheckAccounting(t, tr, rd, len(evs))
+	if misses, err := tracers.RecursionMisses(tr); err != nil || misses != 0 {
+		t.Errorf("recursion misses %d (%v)", misses, err)
+	}
 	if _, drops := tracertest.Counters(t, tr, syscalls.StreamSyscalls); drops != 0 {
 		t.Errorf("%d drops", drops)
 	}
