@@ -1,0 +1,32 @@
+// Package analyze turns recordings into tables: it decodes the recorded
+// events of the built-in tracers and writes one table per event type, plus
+// the raw events of streams it cannot decode, the loss counters and the
+// recording's metadata, as Parquet (or Arrow IPC) files that DuckDB, Spark,
+// Trino or pandas read directly. It also runs DuckDB in process over such an
+// export (Query) and summarizes a recording (Summarize).
+//
+// # Tables
+//
+// Every event table starts with the same columns:
+//
+//	time      TIMESTAMP_NS  event time, UTC: the kernel's bpf_ktime_get_ns
+//	                        plus the recording's MonoToWall offset
+//	ktime_ns  UBIGINT       the kernel time as recorded (CLOCK_MONOTONIC)
+//	stream    VARCHAR       the recorded stream
+//	cpu       INTEGER       the CPU of a perf buffer sample; NULL for ring buffers
+//	seq       UBIGINT       the sequence number of the batch in the recording
+//
+// followed by the event's own fields at their width and signedness (see
+// ExecRow, ExitRow, OpenRow, TCPRow, SyscallRow). Strings are UTF-8;
+// repetitive ones (comm, filename, path, syscall, states) are
+// dictionary-encoded. TCP addresses are strings that DuckDB casts to INET.
+//
+// Timestamps are Parquet TIMESTAMP(NANOS) with isAdjustedToUTC=false, which
+// DuckDB reads as TIMESTAMP_NS: nanosecond precision, values in UTC. (With
+// isAdjustedToUTC=true DuckDB reads TIMESTAMP WITH TIME ZONE and truncates to
+// microseconds, losing the kernel's nanoseconds.)
+//
+// The other tables are raw (RawRow), losses (LossRow) and recording
+// (RecordingRow). An export folder also holds export.json (Manifest), written
+// last: a folder without it is not a complete export.
+package analyze

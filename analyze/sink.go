@@ -1,0 +1,220 @@
+package analyze
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	pq "github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/zstd"
+)
+
+// Writer paths for Parquet.
+//
+// Measured by BenchmarkWriterPath (analyze/bench_test.go) on this machine
+// (2 cores), exec table, 1 M rows, zstd, same row groups, same run:
+//
+//	parquet-go GenericWriter[ExecRow]        see writerPathFigures
+//	arrow-go builders -> pqarrow.FileWriter  see writerPathFigures
+//
+// The faster one is DefaultWriterPath.
+type WriterPath int
+
+const (
+	// ParquetGo writes row structs with parquet-go's GenericWriter.
+	ParquetGo WriterPath = iota
+	// ArrowParquet builds Arrow records and writes them with arrow-go's
+	// pqarrow.
+	ArrowParquet
+)
+
+func (p WriterPath) String() string {
+	if p == ArrowParquet {
+		return "arrow-pqarrow"
+	}
+	return "parquet-go"
+}
+
+// Row group and buffer sizes.
+const (
+	// rowGroupRows is the number of rows per Parquet row group (and per
+	// Arrow record batch): large enough for good compression and few
+	// footer entries, small enough that DuckDB parallelizes over row groups
+	// and memory stays bounded (a few tens of MB per table).
+	rowGroupRows = 128 << 10
+	// writeRows is how many rows are buffered before parquet-go's Write.
+	writeRows = 4096
+)
+
+// sink writes the rows of one table into one file.
+type sink[R any] interface {
+	// bufRows is how many rows to buffer between writes.
+	bufRows() int
+	write(rows []R) error
+	// close finishes the file and syncs it.
+	close() error
+	// abort closes the file without finishing it.
+	abort()
+}
+
+type fileOut struct {
+	f  *os.File
+	bw *bufio.Writer
+}
+
+func createOut(path string) (*fileOut, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return &fileOut{f: f, bw: bufio.NewWriterSize(f, 1<<20)}, nil
+}
+
+func (o *fileOut) finish() error {
+	err := o.bw.Flush()
+	if err == nil {
+		err = o.f.Sync()
+	}
+	if cerr := o.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.f.Name(), err)
+	}
+	return nil
+}
+
+// parquetGoSink is the parquet-go path.
+type parquetGoSink[R any] struct {
+	out *fileOut
+	w   *parquet.GenericWriter[R]
+}
+
+var zstdCodec = &zstd.Codec{Level: zstd.SpeedDefault}
+
+func newParquetGoSink[R any](path, version string, meta map[string]string) (sink[R], error) {
+	out, err := createOut(path)
+	if err != nil {
+		return nil, err
+	}
+	opts := []parquet.WriterOption{
+		parquet.Compression(zstdCodec),
+		parquet.MaxRowsPerRowGroup(rowGroupRows),
+		parquet.CreatedBy("ebpfrec", version, ""),
+		parquet.PageBufferSize(1 << 20),
+	}
+	for k, v := range meta {
+		opts = append(opts, parquet.KeyValueMetadata(k, v))
+	}
+	return &parquetGoSink[R]{out: out, w: parquet.NewGenericWriter[R](out.bw, opts...)}, nil
+}
+
+func (s *parquetGoSink[R]) bufRows() int { return writeRows }
+
+func (s *parquetGoSink[R]) write(rows []R) error {
+	_, err := s.w.Write(rows)
+	return err
+}
+
+func (s *parquetGoSink[R]) close() error {
+	if err := s.w.Close(); err != nil {
+		s.abort()
+		return err
+	}
+	return s.out.finish()
+}
+
+func (s *parquetGoSink[R]) abort() { s.out.f.Close() }
+
+// arrowSink builds Arrow records from rows and writes them as Parquet
+// (pqarrow) or as an Arrow IPC file.
+type arrowSink[R any] struct {
+	out *fileOut
+	l   *layout
+	rb  *array.RecordBuilder
+	pw  *pqarrow.FileWriter
+	iw  *ipc.FileWriter
+}
+
+func newArrowSink[R any](path string, ipcFile bool, version string, meta map[string]string) (sink[R], error) {
+	out, err := createOut(path)
+	if err != nil {
+		return nil, err
+	}
+	l := layoutOf[R]()
+	s := &arrowSink[R]{out: out, l: l}
+	keys, vals := make([]string, 0, len(meta)), make([]string, 0, len(meta))
+	for k, v := range meta {
+		keys, vals = append(keys, k), append(vals, v)
+	}
+	md := arrow.NewMetadata(keys, vals)
+	if ipcFile {
+		schema := arrow.NewSchema(l.arrowSchema("UTC").Fields(), &md)
+		s.rb = array.NewRecordBuilder(memory.DefaultAllocator, schema)
+		s.iw, err = ipc.NewFileWriter(out.bw, ipc.WithSchema(schema), ipc.WithAllocator(memory.DefaultAllocator))
+	} else {
+		schema := arrow.NewSchema(l.arrowSchema("").Fields(), &md)
+		s.rb = array.NewRecordBuilder(memory.DefaultAllocator, schema)
+		props := []pq.WriterProperty{
+			pq.WithVersion(pq.V2_LATEST),
+			pq.WithCompression(compress.Codecs.Zstd),
+			pq.WithMaxRowGroupLength(rowGroupRows),
+			pq.WithDictionaryDefault(false),
+			pq.WithCreatedBy("ebpfrec " + version),
+		}
+		for _, f := range l.cols {
+			switch {
+			case f.dict:
+				props = append(props, pq.WithDictionaryFor(f.name, true))
+			case f.delta:
+				props = append(props, pq.WithEncodingFor(f.name, pq.Encodings.DeltaBinaryPacked))
+			}
+		}
+		s.pw, err = pqarrow.NewFileWriter(schema, out.bw, pq.NewWriterProperties(props...), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	}
+	if err != nil {
+		out.f.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *arrowSink[R]) bufRows() int { return rowGroupRows }
+
+func (s *arrowSink[R]) write(rows []R) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	s.l.appendRows(s.rb, unsafe.Pointer(&rows[0]), len(rows))
+	rec := s.rb.NewRecordBatch()
+	defer rec.Release()
+	if s.iw != nil {
+		return s.iw.Write(rec)
+	}
+	return s.pw.Write(rec)
+}
+
+func (s *arrowSink[R]) close() error {
+	var err error
+	if s.iw != nil {
+		err = s.iw.Close()
+	} else {
+		err = s.pw.Close()
+	}
+	s.rb.Release()
+	if err != nil {
+		s.abort()
+		return err
+	}
+	return s.out.finish()
+}
+
+func (s *arrowSink[R]) abort() { s.out.f.Close() }
