@@ -243,6 +243,38 @@ func (f *Filter) Follow() error {
 	return f.setFlagsLocked(f.flags | FlagFollow)
 }
 
+// FollowChildrenOf allows, from their fork on, the children of process pid
+// without selecting pid itself: the recorder calls it with its own pid
+// just before starting the command to record (`record -- COMMAND`), so the
+// command is selected before it execs, and StopFollowingChildrenOf right
+// after. It loads the follow program if Follow was not called.
+func (f *Filter) FollowChildrenOf(pid uint32) error {
+	if err := f.Follow(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v := pidAllowed
+	if err := f.follow.FollowParents.Update(&pid, &v, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("filter: follow the children of %d: %w", pid, err)
+	}
+	return nil
+}
+
+// StopFollowingChildrenOf undoes FollowChildrenOf: later children of pid
+// are not allowed (those already allowed stay).
+func (f *Filter) StopFollowingChildrenOf(pid uint32) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.follow == nil {
+		return nil
+	}
+	if err := f.follow.FollowParents.Delete(&pid); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("filter: stop following the children of %d: %w", pid, err)
+	}
+	return nil
+}
+
 // Followed returns how many processes the follow program has allowed.
 func (f *Filter) Followed() (uint64, error) {
 	f.mu.Lock()

@@ -151,3 +151,40 @@ func TestFollowForgetsFreedProcesses(t *testing.T) {
 		t.Error("explicitly allowed pid removed")
 	}
 }
+
+// TestFollowChildrenOf: as `record -- COMMAND` starts the command, the test
+// process has its children followed without being selected itself: the
+// child is recorded from its own exec on, with its descendants.
+func TestFollowChildrenOf(t *testing.T) {
+	f := tracertest.NewFilter(t)
+	tr := tracertest.Load(t, exec.Name, tracers.Options{Filter: f})
+	rd := tracertest.NewReader(t, tr, exec.StreamExec)
+	self := uint32(os.Getpid())
+	if err := f.FollowChildrenOf(self); err != nil {
+		t.Fatal(err)
+	}
+	c := tracertest.Start(t, "run", "/bin/true")
+	if err := f.StopFollowingChildrenOf(self); err != nil {
+		t.Fatal(err)
+	}
+	other := tracertest.Start(t, "run", "/bin/true") // not followed
+	c.Run(t)
+	other.Run(t)
+	evs := rd.Drain(t)
+	var got []string
+	for _, ev := range evs {
+		e := ev.(*exec.Event)
+		got = append(got, e.Filename)
+		if e.Pid == other.PID || e.Ppid == other.PID {
+			t.Errorf("event of the unfollowed child: %+v", e)
+		}
+	}
+	// the child's exec, its warm-up /bin/true, its workload's /bin/true
+	want := []string{os.Args[0], "/bin/true", "/bin/true"}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+		t.Fatalf("exec events %q, want %q", got, want)
+	}
+	if evs[0].PID() != c.PID || f.Allowed(self) {
+		t.Fatalf("first exec by %d (child %d); test process allowed: %v", evs[0].PID(), c.PID, f.Allowed(self))
+	}
+}

@@ -4,7 +4,9 @@
 // once per recording with the shared filter maps (MapReplacements), it
 // allows every new process whose parent is allowed, and forgets followed
 // processes once they are freed (after every tracer saw their exit), so a
-// reused pid is not selected by mistake. It only acts while FILTER_FOLLOW is
+// reused pid is not selected by mistake. Processes in follow_parents (the
+// recorder while it starts the command) have their children allowed from
+// the fork on, so the command is recorded from its very exec. It only acts while FILTER_FOLLOW is
 // set in filter_config.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -21,6 +23,15 @@ struct {
 	__type(value, __u64);
 } follow_count SEC(".maps");
 
+// Processes whose children are allowed, though they are not themselves
+// (the recorder, while it starts the command to record).
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u8);
+} follow_parents SEC(".maps");
+
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(follow_fork, struct task_struct *parent, struct task_struct *child)
 {
@@ -30,7 +41,7 @@ int BPF_PROG(follow_fork, struct task_struct *parent, struct task_struct *child)
 	__u32 ctgid = child->tgid;
 	if (ptgid == ctgid) // a new thread: its process is already known
 		return 0;
-	if (!bpf_map_lookup_elem(&pid_allow, &ptgid))
+	if (!bpf_map_lookup_elem(&pid_allow, &ptgid) && !bpf_map_lookup_elem(&follow_parents, &ptgid))
 		return 0;
 	__u8 v = PID_FOLLOWED;
 	if (bpf_map_update_elem(&pid_allow, &ctgid, &v, BPF_NOEXIST) == 0)

@@ -22,14 +22,15 @@ type followCommKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	followMapCommAllow    = "comm_allow"
-	followMapFilterConfig = "filter_config"
-	followMapFollowCount  = "follow_count"
-	followMapPidAllow     = "pid_allow"
-	followMapPidBlock     = "pid_block"
-	followProgFollowFork  = "follow_fork"
-	followProgFollowFree  = "follow_free"
-	followVarWakeupEvery  = "wakeup_every"
+	followMapCommAllow     = "comm_allow"
+	followMapFilterConfig  = "filter_config"
+	followMapFollowCount   = "follow_count"
+	followMapFollowParents = "follow_parents"
+	followMapPidAllow      = "pid_allow"
+	followMapPidBlock      = "pid_block"
+	followProgFollowFork   = "follow_fork"
+	followProgFollowFree   = "follow_free"
+	followVarWakeupEvery   = "wakeup_every"
 )
 
 // loadFollow returns the embedded CollectionSpec for follow.
@@ -82,11 +83,12 @@ type followProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type followMapSpecs struct {
-	CommAllow    *ebpf.MapSpec `ebpf:"comm_allow"`
-	FilterConfig *ebpf.MapSpec `ebpf:"filter_config"`
-	FollowCount  *ebpf.MapSpec `ebpf:"follow_count"`
-	PidAllow     *ebpf.MapSpec `ebpf:"pid_allow"`
-	PidBlock     *ebpf.MapSpec `ebpf:"pid_block"`
+	CommAllow     *ebpf.MapSpec `ebpf:"comm_allow"`
+	FilterConfig  *ebpf.MapSpec `ebpf:"filter_config"`
+	FollowCount   *ebpf.MapSpec `ebpf:"follow_count"`
+	FollowParents *ebpf.MapSpec `ebpf:"follow_parents"`
+	PidAllow      *ebpf.MapSpec `ebpf:"pid_allow"`
+	PidBlock      *ebpf.MapSpec `ebpf:"pid_block"`
 }
 
 // followVariableSpecs contains global variables before they are loaded into the kernel.
@@ -116,11 +118,12 @@ func (o *followObjects) Close() error {
 //
 // It can be passed to loadFollowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type followMaps struct {
-	CommAllow    *ebpf.Map `ebpf:"comm_allow"`
-	FilterConfig *ebpf.Map `ebpf:"filter_config"`
-	FollowCount  *ebpf.Map `ebpf:"follow_count"`
-	PidAllow     *ebpf.Map `ebpf:"pid_allow"`
-	PidBlock     *ebpf.Map `ebpf:"pid_block"`
+	CommAllow     *ebpf.Map `ebpf:"comm_allow"`
+	FilterConfig  *ebpf.Map `ebpf:"filter_config"`
+	FollowCount   *ebpf.Map `ebpf:"follow_count"`
+	FollowParents *ebpf.Map `ebpf:"follow_parents"`
+	PidAllow      *ebpf.Map `ebpf:"pid_allow"`
+	PidBlock      *ebpf.Map `ebpf:"pid_block"`
 }
 
 func (m *followMaps) Close() error {
@@ -128,6 +131,7 @@ func (m *followMaps) Close() error {
 		m.CommAllow,
 		m.FilterConfig,
 		m.FollowCount,
+		m.FollowParents,
 		m.PidAllow,
 		m.PidBlock,
 	)
