@@ -42,7 +42,7 @@ func damageBatch(t *testing.T, dir string, seq uint64) int {
 			t.Fatal(err)
 		}
 		if at := bytes.Index(data, raw); at >= 0 {
-			if bytes.Index(data[at+1:], raw) >= 0 {
+			if bytes.Contains(data[at+1:], raw) {
 				t.Fatalf("event of batch %d is not unique", seq)
 			}
 			data[at+len(raw)/2] ^= 0x5a

@@ -109,11 +109,6 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 	return ch
 }
 
-type (
-	bpfRing = bpf.RingbufEvent
-	bpfPerf = bpf.PerfbufEvent
-)
-
 // genBench writes the synthetic mixed recording for benchmarks.
 func genBench(b *testing.B, dir string) {
 	replaytest.Generate(b, dir, 2000, store.WriterOptions{})

@@ -225,7 +225,7 @@ func TestHandlerErrors(t *testing.T) {
 	dir := t.TempDir()
 	want := onlyBatches(replaytest.Generate(t, dir, 100, smallSegments))
 	boom := errors.New("boom")
-	run := func(p Policy) ([]string, Stats, error, []error) {
+	run := func(p Policy) ([]string, Stats, []error, error) {
 		var got []string
 		var reported []error
 		r, _ := Open(dir, Options{OnHandlerError: p, Report: func(err error) { reported = append(reported, err) }})
@@ -242,10 +242,10 @@ func TestHandlerErrors(t *testing.T) {
 			return nil
 		})
 		st, err := r.Run(context.Background())
-		return got, st, err, reported
+		return got, st, reported, err
 	}
 	// Stop: at the 5th ring buffer batch, with its position.
-	got, st, err, _ := run(Stop)
+	got, st, _, err := run(Stop)
 	var he *HandlerError
 	if !errors.As(err, &he) || !errors.Is(err, boom) {
 		t.Fatalf("stop: error %v", err)
@@ -255,7 +255,7 @@ func TestHandlerErrors(t *testing.T) {
 		t.Fatalf("stop: error %+v, stats %+v", he, st)
 	}
 	// Continue: everything delivered, errors counted and reported.
-	got, st, err, reported := run(Continue)
+	got, st, reported, err := run(Continue)
 	if err != nil {
 		t.Fatal(err)
 	}
