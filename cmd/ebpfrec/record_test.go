@@ -1,10 +1,15 @@
 package main
 
 import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ebpfrec/ebpfrec/internal/kerneltest"
 	"github.com/ebpfrec/ebpfrec/store"
@@ -98,5 +103,42 @@ func TestRecordUserObject(t *testing.T) {
 	}
 	if got := strings.Join(names, ","); got != "events_rb:ringbuf,events_perf:perfbuf" {
 		t.Errorf("streams %s", got)
+	}
+}
+
+// --metrics-addr serves the readers' Prometheus metrics on loopback while
+// recording.
+func TestRecordMetricsEndpoint(t *testing.T) {
+	kerneltest.Require(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	out := filepath.Join(t.TempDir(), "rec")
+	done := make(chan int, 1)
+	go func() {
+		done <- run([]string{"ebpfrec", "record", "-q", "--duration", "3s", "--tracer", "open", "-o", out,
+			"--metrics-addr", fmt.Sprintf(":%d", port)})
+	}()
+	var body string
+	for i := 0; i < 50 && body == ""; i++ {
+		time.Sleep(100 * time.Millisecond)
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), "ebpfrec_events_received_total") {
+			body = string(b)
+		}
+	}
+	if code := <-done; code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if !strings.Contains(body, `ebpfrec_events_received_total{kind="ringbuf",map="open"}`) {
+		t.Fatalf("metrics do not show the open stream:\n%s", body)
 	}
 }
