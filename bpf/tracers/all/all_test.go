@@ -1,7 +1,9 @@
 package all_test
 
 import (
+	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -93,5 +95,59 @@ func TestRegistry(t *testing.T) {
 	}
 	if perf == 0 {
 		t.Error("no tracer emits through a perf event array")
+	}
+}
+
+// FuzzDecodeAll feeds every tracer's Decode, through the registry, with
+// arbitrary bytes: errors are fine, panics are not; decoded events render.
+func FuzzDecodeAll(f *testing.F) {
+	f.Add(uint8(0), make([]byte, 320))
+	f.Add(uint8(4), []byte{1, 2, 3})
+	ts, err := tracers.All(tracers.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, which uint8, raw []byte) {
+		tr := ts[int(which)%len(ts)]
+		ev, err := tr.Decode(tr.Streams()[0].Name, raw)
+		if err != nil {
+			return
+		}
+		_ = tracers.AppendLine(nil, ev)
+		if _, err := json.Marshal(ev); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestJSONRoundTrip: every event type survives JSON (as replay and
+// analyze may store and reload it), with its snake_case names.
+func TestJSONRoundTrip(t *testing.T) {
+	ts, err := tracers.All(tracers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range ts {
+		s := tr.Streams()[0]
+		raw := make([]byte, 512)
+		raw[20] = 2 // tcp: AF_INET
+		ev, err := tr.Decode(s.Name, raw)
+		if err != nil {
+			t.Fatalf("%s: %v", tr.Name(), err)
+		}
+		b, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back := reflect.New(reflect.TypeOf(ev).Elem()).Interface()
+		if err := json.Unmarshal(b, back); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(back, ev) {
+			t.Errorf("%s: %s round-trips to %+v", tr.Name(), b, back)
+		}
+		if !strings.Contains(string(b), `"ktime_ns":`) {
+			t.Errorf("%s: %s", tr.Name(), b)
+		}
 	}
 }
