@@ -28,6 +28,7 @@ run() {
   local name=$1; shift
   bin/ebpfrec-workload storm "$N" wait &
   local pid=$!
+  until grep -q ebpfrec-workloa /proc/$pid/comm 2>/dev/null; do sleep 0.1; done
   local args=("${@//@PID/$pid}")
   /usr/bin/time -f "%e %U %S" -o "$tmp/$name.time" "${args[@]}" >"$tmp/$name.out" 2>&1 &
   local rec=$!

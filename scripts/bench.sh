@@ -15,3 +15,7 @@ rm -f "$out"
 echo
 echo "== ebpfrec record vs perf record (scripts/bench-perf.sh)"
 scripts/bench-perf.sh || echo "bench-perf failed"
+
+echo
+echo "== resident memory over a long recording (scripts/bench-memory.sh)"
+scripts/bench-memory.sh || echo "bench-memory failed"
