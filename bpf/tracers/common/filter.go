@@ -49,6 +49,7 @@ const CommLen = 16
 type Filter struct {
 	mu        sync.Mutex
 	flags     uint32
+	gen       uint32
 	config    *ebpf.Map
 	pidAllow  *ebpf.Map
 	pidBlock  *ebpf.Map
@@ -101,9 +102,11 @@ func WrapMaps(config, pidAllow, pidBlock, commAllow *ebpf.Map) (*Filter, error) 
 	}
 	f := &Filter{config: config, pidAllow: pidAllow, pidBlock: pidBlock, commAllow: commAllow}
 	var zero uint32
-	if err := config.Lookup(&zero, &f.flags); err != nil {
+	var cfg filterConfig
+	if err := config.Lookup(&zero, &cfg); err != nil {
 		return nil, fmt.Errorf("filter: read %s: %w", MapFilterConfig, err)
 	}
+	f.flags, f.gen = cfg.Flags, cfg.Gen
 	return f, nil
 }
 
@@ -125,16 +128,22 @@ func (f *Filter) Flags() uint32 {
 	return f.flags
 }
 
-// setFlagsLocked writes flags to filter_config.
+// filterConfig is struct filter_cfg of filter.h.
+type filterConfig struct {
+	Flags uint32
+	Gen   uint32
+}
+
+// setFlagsLocked writes flags to filter_config with a new generation: every
+// change of the filter calls it, so programs that cache a task's selection
+// (syscalls) compute it again.
 func (f *Filter) setFlagsLocked(flags uint32) error {
-	if flags == f.flags {
-		return nil
-	}
 	var zero uint32
-	if err := f.config.Update(&zero, &flags, ebpf.UpdateAny); err != nil {
+	cfg := filterConfig{Flags: flags, Gen: f.gen + 1}
+	if err := f.config.Update(&zero, &cfg, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("filter: update %s: %w", MapFilterConfig, err)
 	}
-	f.flags = flags
+	f.flags, f.gen = flags, cfg.Gen
 	return nil
 }
 

@@ -30,12 +30,20 @@
 #define PID_ALLOWED 1  // allowed explicitly (AllowPID)
 #define PID_FOLLOWED 2 // allowed because its parent was (follow program)
 
-// Key 0: a bit set of FILTER_* flags. Unset (0) selects everything.
+// The filter's configuration: flags is a bit set of FILTER_* (0 selects
+// everything); gen changes with every change of the filter from user
+// space, so programs may cache a task's selection until it changes.
+struct filter_cfg {
+	__u32 flags;
+	__u32 gen;
+};
+
+// Key 0: the configuration.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct filter_cfg);
 } filter_config SEC(".maps");
 
 struct {
@@ -63,18 +71,22 @@ struct {
 	__type(value, __u8);
 } comm_allow SEC(".maps");
 
-static __always_inline __u32 filter_flags(void)
+static __always_inline struct filter_cfg *filter_config_get(void)
 {
 	__u32 zero = 0;
-	__u32 *flags = bpf_map_lookup_elem(&filter_config, &zero);
-	return flags ? *flags : 0;
+	return bpf_map_lookup_elem(&filter_config, &zero);
 }
 
-// selected_tgid reports whether process tgid, whose comm is comm (may be
-// NULL: then the current task's comm is used), passes the filter.
-static __always_inline bool selected_tgid(__u32 tgid, const char *comm)
+static __always_inline __u32 filter_flags(void)
 {
-	__u32 flags = filter_flags();
+	struct filter_cfg *cfg = filter_config_get();
+	return cfg ? cfg->flags : 0;
+}
+
+// selected_with reports whether process tgid, whose comm is comm (may be
+// NULL: then the current task's comm is used), passes a filter with flags.
+static __always_inline bool selected_with(__u32 flags, __u32 tgid, const char *comm)
+{
 	if (!flags)
 		return true;
 	if ((flags & FILTER_PID_BLOCK) && bpf_map_lookup_elem(&pid_block, &tgid))
@@ -93,6 +105,13 @@ static __always_inline bool selected_tgid(__u32 tgid, const char *comm)
 			return true;
 	}
 	return false;
+}
+
+// selected_tgid reports whether process tgid, whose comm is comm (may be
+// NULL: then the current task's comm is used), passes the filter.
+static __always_inline bool selected_tgid(__u32 tgid, const char *comm)
+{
+	return selected_with(filter_flags(), tgid, comm);
 }
 
 // selected reports whether the current process passes the filter. Every

@@ -18,6 +18,12 @@ type followCommKey struct {
 	Comm [16]int8
 }
 
+type followFilterCfg struct {
+	_     structs.HostLayout
+	Flags uint32
+	Gen   uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.

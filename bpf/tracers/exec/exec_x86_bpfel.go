@@ -31,6 +31,12 @@ type bpfExecEvent struct {
 	Pad           uint32
 }
 
+type bpfFilterCfg struct {
+	_     structs.HostLayout
+	Flags uint32
+	Gen   uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.

@@ -29,6 +29,12 @@ type bpfExitEvent struct {
 	Comm       [16]int8
 }
 
+type bpfFilterCfg struct {
+	_     structs.HostLayout
+	Flags uint32
+	Gen   uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.

@@ -18,6 +18,12 @@ type bpfCommKey struct {
 	Comm [16]int8
 }
 
+type bpfFilterCfg struct {
+	_     structs.HostLayout
+	Flags uint32
+	Gen   uint32
+}
+
 type bpfOpenEvent struct {
 	_         structs.HostLayout
 	KtimeNs   uint64

@@ -27,9 +27,13 @@ struct sys_event {
 
 const struct sys_event *unused_sys_event __attribute__((unused));
 
-struct sys_start {
-	__u64 ktime_ns;
-	__u64 nr;
+// Per-thread state, in task local storage.
+struct sys_task {
+	__u64 ktime_ns; // start of the syscall in progress, 0 if not traced
+	__u32 nr;       // its number
+	__u32 gen;      // filter generation + 1 that sel was computed at (0: never)
+	__u32 sel;      // the thread's process passes the filter
+	__u32 _pad;
 };
 
 struct {
@@ -37,14 +41,17 @@ struct {
 	__uint(max_entries, 4 * 1024 * 1024);
 } sys_events SEC(".maps");
 
-// Per-thread start of the syscall in progress (task local storage: freed
-// with the thread, cheaper than a hash keyed by thread id).
+// Per-thread state: the start of the syscall in progress, and the thread's
+// selection by the filter, cached until the filter changes (or the thread
+// execs: its comm changes) so most syscalls skip the filter's hash
+// lookups. Task local storage is freed with the thread, and measured
+// cheaper than a hash keyed by thread id.
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, struct sys_start);
-} sys_starts SEC(".maps");
+	__type(value, struct sys_task);
+} sys_tasks SEC(".maps");
 
 DEFINE_COUNTERS(sys);
 
@@ -64,39 +71,52 @@ static __always_inline void emit(__u64 start, __u64 latency, __s64 ret, __u32 pi
 	bpf_ringbuf_submit(e, rb_flags(n));
 }
 
+#define NR_EXECVE 59
+#define NR_EXECVEAT 322
+
 SEC("raw_tp/sys_enter")
 int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 {
-	if (!selected())
+	struct filter_cfg *cfg = filter_config_get();
+	__u32 flags = 0, gen = 0;
+	if (cfg) {
+		flags = cfg->flags;
+		gen = cfg->gen;
+	}
+	struct sys_task *st = bpf_task_storage_get(&sys_tasks, bpf_get_current_task_btf(), 0,
+						   BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!st)
 		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (st->gen != gen + 1) {
+		st->sel = selected_with(flags, pid_tgid >> 32, NULL);
+		st->gen = gen + 1;
+	}
+	if (!st->sel)
+		return 0;
 	__u64 now = bpf_ktime_get_ns();
-	struct task_struct *task = bpf_get_current_task_btf();
 	if (id == NR_EXIT || id == NR_EXIT_GROUP) {
 		// These never return: report them now.
-		struct sys_start *s = bpf_task_storage_get(&sys_starts, task, 0, 0);
-		if (s)
-			s->ktime_ns = 0;
+		st->ktime_ns = 0;
 		emit(now, 0, 0, pid_tgid >> 32, id);
 		return 0;
 	}
-	struct sys_start *s = bpf_task_storage_get(&sys_starts, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!s)
-		return 0;
-	s->ktime_ns = now;
-	s->nr = id;
+	st->ktime_ns = now;
+	st->nr = id;
 	return 0;
 }
 
 SEC("raw_tp/sys_exit")
 int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
-	struct sys_start *s = bpf_task_storage_get(&sys_starts, bpf_get_current_task_btf(), 0, 0);
-	if (!s || !s->ktime_ns) // not selected at entry
+	struct sys_task *st = bpf_task_storage_get(&sys_tasks, bpf_get_current_task_btf(), 0, 0);
+	if (!st || !st->ktime_ns) // not selected at entry
 		return 0;
-	__u64 start = s->ktime_ns;
-	__u32 nr = s->nr;
-	s->ktime_ns = 0;
+	__u64 start = st->ktime_ns;
+	__u32 nr = st->nr;
+	st->ktime_ns = 0;
+	if ((nr == NR_EXECVE || nr == NR_EXECVEAT) && ret == 0)
+		st->gen = 0; // a new comm: select again
 	emit(start, bpf_ktime_get_ns() - start, ret, bpf_get_current_pid_tgid() >> 32, nr);
 	return 0;
 }

@@ -18,6 +18,12 @@ type bpfCommKey struct {
 	Comm [16]int8
 }
 
+type bpfFilterCfg struct {
+	_     structs.HostLayout
+	Flags uint32
+	Gen   uint32
+}
+
 type bpfSysEvent struct {
 	_         structs.HostLayout
 	KtimeNs   uint64
@@ -27,10 +33,13 @@ type bpfSysEvent struct {
 	Nr        uint32
 }
 
-type bpfSysStart struct {
+type bpfSysTask struct {
 	_       structs.HostLayout
 	KtimeNs uint64
-	Nr      uint64
+	Nr      uint32
+	Gen     uint32
+	Sel     uint32
+	Pad     uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -44,7 +53,7 @@ const (
 	bpfMapSysDrops       = "sys_drops"
 	bpfMapSysEmitted     = "sys_emitted"
 	bpfMapSysEvents      = "sys_events"
-	bpfMapSysStarts      = "sys_starts"
+	bpfMapSysTasks       = "sys_tasks"
 	bpfProgSysEnter      = "sys_enter"
 	bpfProgSysExit       = "sys_exit"
 	bpfVarUnusedSysEvent = "unused_sys_event"
@@ -108,7 +117,7 @@ type bpfMapSpecs struct {
 	SysDrops     *ebpf.MapSpec `ebpf:"sys_drops"`
 	SysEmitted   *ebpf.MapSpec `ebpf:"sys_emitted"`
 	SysEvents    *ebpf.MapSpec `ebpf:"sys_events"`
-	SysStarts    *ebpf.MapSpec `ebpf:"sys_starts"`
+	SysTasks     *ebpf.MapSpec `ebpf:"sys_tasks"`
 }
 
 // bpfVariableSpecs contains global variables before they are loaded into the kernel.
@@ -146,7 +155,7 @@ type bpfMaps struct {
 	SysDrops     *ebpf.Map `ebpf:"sys_drops"`
 	SysEmitted   *ebpf.Map `ebpf:"sys_emitted"`
 	SysEvents    *ebpf.Map `ebpf:"sys_events"`
-	SysStarts    *ebpf.Map `ebpf:"sys_starts"`
+	SysTasks     *ebpf.Map `ebpf:"sys_tasks"`
 }
 
 func (m *bpfMaps) Close() error {
@@ -158,7 +167,7 @@ func (m *bpfMaps) Close() error {
 		m.SysDrops,
 		m.SysEmitted,
 		m.SysEvents,
-		m.SysStarts,
+		m.SysTasks,
 	)
 }
 
