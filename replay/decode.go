@@ -17,6 +17,8 @@ type Decoded struct {
 	// position in it.
 	Seq   uint64
 	Index int
+	// Last is set on the batch's last event.
+	Last bool
 	// Stream describes the event's stream.
 	Stream store.StreamInfo
 	// Raw, Timestamp, CPU and Lost are the event as the live reader
@@ -48,7 +50,7 @@ func (r *Replayer) HandleDecoded(fn func(*Decoded) error) {
 		sd := dec.stream(b.Stream)
 		d := &dec.d
 		for i := range evs {
-			*d = Decoded{Seq: b.Seq, Index: i, Stream: sd.info, Raw: evs[i].Raw, Timestamp: evs[i].Timestamp, CPU: -1}
+			*d = Decoded{Seq: b.Seq, Index: i, Last: i == len(evs)-1, Stream: sd.info, Raw: evs[i].Raw, Timestamp: evs[i].Timestamp, CPU: -1}
 			sd.decode(d)
 			if err := fn(d); err != nil {
 				return err
@@ -62,7 +64,7 @@ func (r *Replayer) HandleDecoded(fn func(*Decoded) error) {
 		d := &dec.d
 		for i := range evs {
 			e := &evs[i]
-			*d = Decoded{Seq: b.Seq, Index: i, Stream: sd.info, Raw: e.Raw, Timestamp: e.Timestamp, CPU: e.CPU, Lost: e.Lost}
+			*d = Decoded{Seq: b.Seq, Index: i, Last: i == len(evs)-1, Stream: sd.info, Raw: e.Raw, Timestamp: e.Timestamp, CPU: e.CPU, Lost: e.Lost}
 			sd.decode(d)
 			if err := fn(d); err != nil {
 				return err

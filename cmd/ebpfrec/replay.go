@@ -221,7 +221,6 @@ type printer struct {
 	json      bool
 	flushEach bool
 	buf       []byte
-	lastSeq   uint64
 }
 
 // timeLayout is RFC 3339 with nanoseconds, fixed width.
@@ -252,9 +251,8 @@ func (p *printer) event(d *replay.Decoded) error {
 	if _, err := p.w.Write(b); err != nil {
 		return err
 	}
-	if p.flushEach && d.Seq != p.lastSeq {
-		p.lastSeq = d.Seq
-		return p.w.Flush()
+	if p.flushEach && d.Last {
+		return p.w.Flush() // paced or following: show each batch at once
 	}
 	return nil
 }
@@ -392,4 +390,7 @@ func (p *printer) loss(lp store.LossPoint) {
 	p.buf = b
 	// A write error shows again at the next event's write.
 	_, _ = p.w.Write(b)
+	if p.flushEach {
+		_ = p.w.Flush()
+	}
 }

@@ -2,14 +2,20 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -23,7 +29,7 @@ var updateReplay = flag.Bool("update-replay", false, "rewrite the golden files o
 func replayRecording(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "rec")
-	replaytest.Generate(t, dir, 40, store.WriterOptions{MaxSegmentBytes: 16 << 10})
+	replaytest.Generate(t, dir, 40, store.WriterOptions{MaxSegmentBytes: 64 << 10, FlushBytes: 4 << 10})
 	return dir
 }
 
@@ -208,5 +214,141 @@ func TestReplayFixturesGolden(t *testing.T) {
 				golden(t, "replay-fixture-"+name+"."+ext, out)
 			}
 		})
+	}
+}
+
+// lockedBuffer is a bytes.Buffer for a writer and a reader goroutine.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// TestReplayFollow runs replay --follow on a recording that a writer is
+// still appending to, until interrupted: it prints what the writer commits,
+// then exactly what a replay of the finished recording prints.
+func TestReplayFollow(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "rec")
+	ref := filepath.Join(t.TempDir(), "ref")
+	replaytest.Generate(t, ref, 120, store.WriterOptions{})
+	want, _, _ := runReplay(t, ref)
+
+	app := newApp()
+	var out lockedBuffer
+	app.Writer, app.ErrWriter = &out, io.Discard
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	wopts := store.WriterOptions{MaxSegmentBytes: 32 << 10, FlushInterval: time.Hour, Sync: store.SyncNever}
+	replaytest.GenerateStep(t, dir, 120, wopts, func(i int, w *store.Writer, _ []string) {
+		switch {
+		case i == 0:
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			go func() { done <- app.RunContext(ctx, []string{"ebpfrec", "replay", "--follow", dir}) }()
+		case i == 60:
+			// Half written: wait until the replay shows the first batch
+			// of the segment being written.
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, func() bool { return strings.Count(out.String(), "\n") > strings.Count(want, "\n")/3 }, func() string {
+				select {
+				case err := <-done:
+					return fmt.Sprintf("replay ended: %v\n%s", err, out.String())
+				default:
+				}
+				return out.String()
+			})
+		}
+	})
+	waitUntil(t, func() bool { return out.String() == want }, func() string { return out.String() })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("replay --follow: %v", err)
+	}
+	if out.String() != want {
+		t.Fatal("replay --follow printed more after the end")
+	}
+}
+
+// waitUntil waits for cond, with a generous bound against hangs (not a
+// timing assertion).
+func waitUntil(t *testing.T, cond func() bool, state func() string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting; now:\n%s", state())
+		}
+	}
+}
+
+// TestReplayDamage: a damaged batch is reported on stderr and skipped, the
+// exit status is 1; --stop-on-damage stops there.
+func TestReplayDamage(t *testing.T) {
+	dir := replayRecording(t)
+	full, _, _ := runReplay(t, "--format", "json", dir)
+	// Flip a byte in the first event of batch 2, in every copy of it in
+	// the segment files (bbolt keeps stale copies in free pages).
+	sr, err := store.Open(dir, store.ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw []byte
+	for b, err := range sr.All() {
+		if err == nil && b.Seq == 2 {
+			raw = bytes.Clone(b.Events[0].Raw)
+			break
+		}
+	}
+	sr.Close()
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	found := false
+	for _, seg := range segs {
+		data, err := os.ReadFile(seg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for at := bytes.Index(data, raw); at >= 0; at = bytes.Index(data, raw) {
+			found = true
+			data[at+len(raw)/2] ^= 0x20
+		}
+		if err := os.WriteFile(seg, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if raw == nil || !found {
+		t.Fatal("event not found")
+	}
+	out, errOut, code := runReplay(t, "--format", "json", dir)
+	m := regexp.MustCompile(`segment 0*(\d+): batch (\d+): crc mismatch \(skipped\)`).FindStringSubmatch(errOut)
+	if code != exitFailure || m == nil {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	// Every line but those of the damaged batch.
+	var want []string
+	for _, l := range strings.SplitAfter(full, "\n") {
+		if !strings.Contains(l, `"seq":`+m[2]+`,`) {
+			want = append(want, l)
+		}
+	}
+	if out != strings.Join(want, "") || out == full {
+		t.Fatalf("damaged batch %s: output\n%s\nwant\n%s", m[2], out, strings.Join(want, ""))
+	}
+	out2, errOut, code := runReplay(t, "--format", "json", "--stop-on-damage", dir)
+	if code != exitFailure || !strings.Contains(errOut, "batch "+m[2]) || !strings.HasPrefix(full, out2) || strings.Contains(out2, `"seq":`+m[2]+`,`) || len(out2) >= len(out) {
+		t.Fatalf("--stop-on-damage: exit %d, stderr %q, output:\n%s", code, errOut, out2)
 	}
 }
