@@ -299,3 +299,41 @@ func TestOpenErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestNoAllocationsPerBatch: the replayer adds no allocation per batch to
+// those of the store reader (its event slices are reused).
+func TestNoAllocationsPerBatch(t *testing.T) {
+	dir := t.TempDir()
+	replaytest.Generate(t, dir, 1000, store.WriterOptions{})
+	reader := testing.AllocsPerRun(3, func() {
+		sr, err := store.Open(dir, store.ReaderOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, err := range sr.All() {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		sr.Close()
+	})
+	noop := func(context.Context, []bpf.RingbufEvent) error { return nil }
+	noopPerf := func(context.Context, []bpf.PerfbufEvent) error { return nil }
+	replayed := testing.AllocsPerRun(3, func() {
+		r, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.HandleRingbuf("", noop)
+		r.HandlePerfbuf("", noopPerf)
+		if _, err := r.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// Open reads the metadata once more, and the slices grow to the
+	// largest batch: a constant, far below one allocation per batch.
+	if replayed > reader+200 {
+		t.Fatalf("replay allocates %.0f times, the reader alone %.0f: %.0f more for 1000 batches", replayed, reader, replayed-reader)
+	}
+	t.Logf("allocations: reader %.0f, replay %.0f (1000 batches)", reader, replayed)
+}
