@@ -92,6 +92,8 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 		st->sel = selected_with(flags, pid_tgid >> 32, NULL);
 		st->gen = gen + 1;
 	}
+	if (id == NR_EXECVE || id == NR_EXECVEAT)
+		st->gen = 0; // the comm may change: select again at the next syscall
 	if (!st->sel)
 		return 0;
 	__u64 now = bpf_ktime_get_ns();
@@ -115,8 +117,6 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	__u64 start = st->ktime_ns;
 	__u32 nr = st->nr;
 	st->ktime_ns = 0;
-	if ((nr == NR_EXECVE || nr == NR_EXECVEAT) && ret == 0)
-		st->gen = 0; // a new comm: select again
 	emit(start, bpf_ktime_get_ns() - start, ret, bpf_get_current_pid_tgid() >> 32, nr);
 	return 0;
 }

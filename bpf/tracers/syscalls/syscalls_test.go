@@ -2,6 +2,9 @@ package syscalls_test
 
 import (
 	"github.com/cilium/ebpf"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -13,6 +16,13 @@ import (
 
 func TestMain(m *testing.M) {
 	tracertest.Main(m, map[string]tracertest.Workload{
+		// runs its argument
+		"run": func(args []string) int {
+			if err := osexec.Command(args[0]).Run(); err != nil {
+				return 1
+			}
+			return 0
+		},
 		// getpid(2) N times, then exit 0
 		"getpid": func(args []string) int {
 			n, _ := strconv.Atoi(args[0])
@@ -139,6 +149,43 @@ func TestUseCollection(t *testing.T) {
 	tr.Close()
 	if _, err := tracers.ReadCounter(coll.Maps[syscalls.MapEmitted]); err != nil {
 		t.Fatalf("the collection's map was closed by the tracer: %v", err)
+	}
+}
+
+// TestCommAfterExec: with a comm filter, a process is selected from the
+// exec that gives it the allowed comm on, not before (the cached selection
+// of the thread is recomputed after exec).
+func TestCommAfterExec(t *testing.T) {
+	f := tracertest.NewFilter(t)
+	tr := tracertest.Load(t, syscalls.Name, tracers.Options{Filter: f})
+	rd := tracertest.NewReader(t, tr, syscalls.StreamSyscalls)
+	bin := filepath.Join(t.TempDir(), "sc-true")
+	in, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, in, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := tracertest.Start(t, "run", bin)
+	if err := f.AllowComm("sc-true"); err != nil {
+		t.Fatal(err)
+	}
+	c.Run(t)
+	pids := map[uint32]int{}
+	exits := 0
+	for _, ev := range rd.Drain(t) {
+		e := ev.(*syscalls.Event)
+		pids[e.Pid]++
+		if e.Nr == syscalls.NRExitGroup {
+			exits++
+		}
+		if e.Nr == uint32(syscall.SYS_EXECVE) {
+			t.Errorf("the execve was made under the old comm: %+v", e)
+		}
+	}
+	if len(pids) != 1 || pids[c.PID] != 0 || exits != 1 {
+		t.Fatalf("events by pid %v (child %d), %d exit_group: want one process, sc-true", pids, c.PID, exits)
 	}
 }
 
