@@ -337,3 +337,29 @@ func TestNoAllocationsPerBatch(t *testing.T) {
 	}
 	t.Logf("allocations: reader %.0f, replay %.0f (1000 batches)", reader, replayed)
 }
+
+// TestFromOnly seeks into the middle of a recording of several segments:
+// the first batch delivered is the first whose events reach From, and
+// every batch after it follows, as recorded.
+func TestFromOnly(t *testing.T) {
+	dir := t.TempDir()
+	want := onlyBatches(replaytest.Generate(t, dir, 300, smallSegments))
+	var times []time.Time
+	r, _ := Open(dir, Options{})
+	r.HandleRingbuf("", func(_ context.Context, evs []bpf.RingbufEvent) error {
+		times = append(times, evs[len(evs)-1].Timestamp)
+		return nil
+	})
+	r.HandlePerfbuf("", func(_ context.Context, evs []bpf.PerfbufEvent) error {
+		times = append(times, evs[len(evs)-1].Timestamp)
+		return nil
+	})
+	if _, err := r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := newCollector(t, dir, Options{From: times[222]})
+	if _, err := c.r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	compareFingerprints(t, onlyBatches(c.fps), want[222:])
+}
