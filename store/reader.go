@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"iter"
 	"math"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -108,8 +110,9 @@ type openSeg struct {
 	tx     *bolt.Tx
 	names  []string // stream names by number
 	kinds  []Kind
+	m      *mappedSeg // the checked file mapping the log is read from
 	log    logStream
-	broken bool // bbolt panicked: skip past the damaged pages
+	broken bool // a panic (damaged page, file truncated): skip past it
 }
 
 // Open opens the recording in dir for reading. It fails if dir holds no
@@ -231,6 +234,7 @@ func (r *Reader) closeCur() {
 		defer func() { _ = recover() }()
 		r.cur.tx.Rollback()
 		r.cur.db.Close()
+		r.cur.m.close()
 	}()
 	r.cur = nil
 }
@@ -347,17 +351,21 @@ func (r *Reader) openSegment(si *SegmentInfo) (err error) {
 		}
 		return &CorruptError{Segment: si.Index, Err: err}
 	}
-	// bbolt trusts its pages: check them first (see checkPages).
-	if msgs, fatal := checkPages(si.Path); fatal {
+	// bbolt trusts its pages: check them first (see checkPages). The log
+	// is then read from that checked mapping, not through bbolt.
+	m := mapSegment(si.Path)
+	if m.fatal {
+		m.close()
 		db.Close()
-		return &CorruptError{Segment: si.Index, Err: fmt.Errorf("damaged file structure, segment skipped: %s", strings.Join(msgs, "; "))}
+		return &CorruptError{Segment: si.Index, Err: fmt.Errorf("damaged file structure, segment skipped: %s", strings.Join(m.msgs, "; "))}
 	}
 	tx, err := db.Begin(false)
 	if err != nil {
+		m.close()
 		db.Close()
 		return &CorruptError{Segment: si.Index, Err: err}
 	}
-	s := &openSeg{info: si, db: db, tx: tx}
+	s := &openSeg{info: si, db: db, tx: tx, m: m}
 	r.cur = s
 	sm, err := readSegMeta(tx)
 	if err != nil {
@@ -368,7 +376,7 @@ func (r *Reader) openSegment(si *SegmentInfo) (err error) {
 		s.names = append(s.names, st.Name)
 		s.kinds = append(s.kinds, st.Kind)
 	}
-	s.log.c = tx.Bucket(bucketLog).Cursor()
+	s.log.c = &chunkCursor{refs: m.refs}
 	// Start where the time index says the wanted time begins.
 	start := max(r.from, r.seek)
 	var pos *indexEntry
@@ -520,7 +528,7 @@ func (r *Reader) skipDamage() bool {
 					ok = false
 				}
 			}()
-			s.log.c = s.tx.Bucket(bucketLog).Cursor()
+			s.log.c = &chunkCursor{refs: s.m.refs}
 			s.log.chunk = base + step
 			err := s.log.toStart()
 			return err == nil, err == io.EOF
@@ -541,9 +549,42 @@ func (r *Reader) skipDamage() bool {
 	return false
 }
 
+// kvCursor walks the log bucket: a bbolt cursor or a chunkCursor.
+type kvCursor interface {
+	Seek(key []byte) (k, v []byte)
+	Next() (k, v []byte)
+}
+
+// chunkCursor walks the log chunks that mapSegment found.
+type chunkCursor struct {
+	refs []chunkRef
+	i    int
+}
+
+// Seek positions at the first key >= key.
+func (c *chunkCursor) Seek(key []byte) ([]byte, []byte) {
+	c.i = sort.Search(len(c.refs), func(i int) bool { return bytes.Compare(c.refs[i].key, key) >= 0 })
+	return c.cur()
+}
+
+// Next moves to the next key.
+func (c *chunkCursor) Next() ([]byte, []byte) {
+	if c.i < len(c.refs) {
+		c.i++
+	}
+	return c.cur()
+}
+
+func (c *chunkCursor) cur() ([]byte, []byte) {
+	if c.i >= len(c.refs) {
+		return nil, nil
+	}
+	return c.refs[c.i].key, c.refs[c.i].val
+}
+
 // logStream reads the record log of a segment across its chunks.
 type logStream struct {
-	c     *bolt.Cursor
+	c     kvCursor
 	chunk uint64 // current chunk number
 	data  []byte // its log bytes
 	pos   int    // read position in data

@@ -5,8 +5,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
-	"io"
+	"math"
 	"os"
+	"syscall"
 )
 
 // checkPages validates the bbolt page structure of a segment file by
@@ -24,28 +25,82 @@ import (
 // contents) make bbolt panic in the calling goroutine, which the reader
 // recovers from.
 func checkPages(path string) (msgs []string, fatal bool) {
+	m := mapSegment(path)
+	defer m.close()
+	return m.msgs, m.fatal
+}
+
+// mappedSeg is a segment file mapped read-only and checked: refs lists the
+// chunks of its log bucket in key order, as slices of the mapping, so that
+// the reader reads the log without bbolt (and without touching a page that
+// failed the check).
+type mappedSeg struct {
+	data  []byte
+	refs  []chunkRef
+	msgs  []string
+	fatal bool
+}
+
+// chunkRef is one key/value of the log bucket.
+type chunkRef struct{ key, val []byte }
+
+func (m *mappedSeg) close() {
+	if m.data != nil {
+		syscall.Munmap(m.data)
+		m.data, m.refs = nil, nil
+	}
+}
+
+// mapSegment maps and checks the segment file at path (see checkPages).
+func mapSegment(path string) (m *mappedSeg) {
+	m = &mappedSeg{}
+	fail := func(msg string) *mappedSeg {
+		m.close()
+		m.msgs, m.fatal = append(m.msgs, msg), true
+		return m
+	}
 	f, err := os.Open(path)
 	if err != nil {
-		return []string{err.Error()}, true
+		return fail(err.Error())
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return []string{err.Error()}, true
+		return fail(err.Error())
 	}
-	c := &pageChecker{f: f, size: fi.Size(), seen: map[uint64]bool{}}
+	if fi.Size() < 2*pageSize {
+		return fail(fmt.Sprintf("file of %d bytes is too small for a segment", fi.Size()))
+	}
+	if fi.Size() > math.MaxInt32*pageSize {
+		return fail(fmt.Sprintf("file of %d bytes is too large for a segment", fi.Size()))
+	}
+	data, err := syscall.Mmap(int(f.Fd()), 0, int(fi.Size()), syscall.PROT_READ, syscall.MAP_SHARED|syscall.MAP_POPULATE)
+	if err != nil {
+		return fail("mmap: " + err.Error())
+	}
+	m.data = data
+	c := &pageChecker{data: data, size: fi.Size(), seen: map[uint64]bool{}}
+	// A file truncated under us faults: make that an error.
+	defer panicOnFault()()
+	defer func() {
+		if r := recover(); r != nil {
+			m.msgs = c.msgs
+			fail(fmt.Sprintf("file changed while checked: %v", r))
+		}
+	}()
 	c.run()
-	return c.msgs, c.fatal
+	m.msgs, m.fatal, m.refs = c.msgs, c.fatal, c.logRefs
+	return m
 }
 
 type pageChecker struct {
-	f     *os.File
-	size  int64
-	hwm   uint64
-	fatal bool
-	seen  map[uint64]bool
-	msgs  []string
-	buf   []byte
+	data    []byte // the file, mapped
+	size    int64
+	hwm     uint64
+	fatal   bool
+	seen    map[uint64]bool
+	msgs    []string
+	logRefs []chunkRef
 }
 
 const (
@@ -73,10 +128,7 @@ func (c *pageChecker) fail(format string, args ...any) {
 
 // meta reads and validates meta page i; it returns root, hwm, txid.
 func (c *pageChecker) meta(i int) (root, hwm, txid uint64, err error) {
-	var p [pageHeaderSize + 64]byte
-	if _, err := c.f.ReadAt(p[:], int64(i)*pageSize); err != nil {
-		return 0, 0, 0, fmt.Errorf("meta page %d: %v", i, err)
-	}
+	p := c.data[i*pageSize : i*pageSize+pageHeaderSize+64]
 	m := p[pageHeaderSize:]
 	switch {
 	case binary.LittleEndian.Uint16(p[8:]) != flagMeta:
@@ -97,10 +149,6 @@ func (c *pageChecker) meta(i int) (root, hwm, txid uint64, err error) {
 }
 
 func (c *pageChecker) run() {
-	if c.size < 2*pageSize {
-		c.fatalf("file of %d bytes is too small for a segment", c.size)
-		return
-	}
 	r0, h0, t0, e0 := c.meta(0)
 	r1, h1, t1, e1 := c.meta(1)
 	root, hwm := r0, h0
@@ -116,7 +164,7 @@ func (c *pageChecker) run() {
 		return
 	}
 	c.hwm = hwm
-	c.tree(root, 0, true)
+	c.tree(root, 0, true, false)
 }
 
 // page reads page id (with its overflow pages if full) and checks its
@@ -130,11 +178,7 @@ func (c *pageChecker) page(id uint64) []byte {
 		c.fatalf("page %d: referenced twice (cycle or damage)", id)
 		return nil
 	}
-	var h [pageHeaderSize]byte
-	if _, err := c.f.ReadAt(h[:], int64(id)*pageSize); err != nil {
-		c.fail("page %d: %v", id, err)
-		return nil
-	}
+	h := c.data[id*pageSize : id*pageSize+pageHeaderSize]
 	if got := binary.LittleEndian.Uint64(h[0:]); got != id {
 		c.fail("page %d: header says page %d (overwritten or zeroed)", id, got)
 		c.seen[id] = true
@@ -152,21 +196,12 @@ func (c *pageChecker) page(id uint64) []byte {
 		}
 		c.seen[id+i] = true
 	}
-	n := int((overflow + 1) * pageSize)
-	if cap(c.buf) < n {
-		c.buf = make([]byte, n)
-	}
-	buf := c.buf[:n]
-	if _, err := c.f.ReadAt(buf, int64(id)*pageSize); err != nil && err != io.EOF {
-		c.fail("page %d: %v", id, err)
-		return nil
-	}
-	return buf
+	return c.data[id*pageSize : (id+overflow+1)*pageSize]
 }
 
 // tree walks the B+tree rooted at page id. isRoot marks the root bucket's
 // tree, whose leaf elements are the bucket entries.
-func (c *pageChecker) tree(id uint64, depth int, isRoot bool) {
+func (c *pageChecker) tree(id uint64, depth int, isRoot, isLog bool) {
 	if depth > maxTreeDepth {
 		c.fatalf("page %d: tree deeper than %d", id, maxTreeDepth)
 		return
@@ -205,21 +240,27 @@ func (c *pageChecker) tree(id uint64, depth int, isRoot bool) {
 			children = append(children, binary.LittleEndian.Uint64(e[8:]))
 		}
 		for _, ch := range children {
-			c.tree(ch, depth+1, isRoot)
+			c.tree(ch, depth+1, isRoot, isLog)
 		}
 	case flagLeaf:
 		// Walk the buckets only when done with h (c's buffer).
-		for _, sub := range c.leaf(id, h, count, nil) {
-			c.tree(sub, 0, false)
+		for _, sub := range c.leaf(id, h, count, isRoot, isLog, nil) {
+			c.tree(sub.root, 0, false, sub.isLog)
 		}
 	default:
 		c.fail("page %d: bad page type %#x", id, flags)
 	}
 }
 
-// leaf checks a leaf page's elements and appends the root pages of the
-// buckets it holds to subs.
-func (c *pageChecker) leaf(id uint64, h []byte, count int, subs []uint64) []uint64 {
+// subTree is a bucket found in a leaf.
+type subTree struct {
+	root  uint64
+	isLog bool
+}
+
+// leaf checks a leaf page's elements and appends the buckets it holds to
+// subs. In the log bucket's tree (isLog) it records the chunks.
+func (c *pageChecker) leaf(id uint64, h []byte, count int, isRoot, isLog bool, subs []subTree) []subTree {
 	var prev []byte
 	for i := 0; i < count; i++ {
 		e := h[pageHeaderSize+i*elemSize:]
@@ -244,8 +285,9 @@ func (c *pageChecker) leaf(id uint64, h []byte, count int, subs []uint64) []uint
 				return subs
 			}
 			v := h[start+ksize : start+ksize+vsize]
+			log := isRoot && bytes.Equal(k, bucketLog)
 			if root := binary.LittleEndian.Uint64(v); root != 0 {
-				subs = append(subs, root)
+				subs = append(subs, subTree{root, log})
 			} else if vsize < 16+pageHeaderSize {
 				c.fail("page %d: bad inline bucket", id)
 				return subs
@@ -257,11 +299,13 @@ func (c *pageChecker) leaf(id uint64, h []byte, count int, subs []uint64) []uint
 					c.fail("page %d: bad inline bucket", id)
 					return subs
 				}
-				subs = c.leaf(id, in, n, subs)
+				subs = c.leaf(id, in, n, false, log, subs)
 			}
 		} else if flags != 0 {
 			c.fail("page %d: element %d has flags %#x", id, i, flags)
 			return subs
+		} else if isLog {
+			c.logRefs = append(c.logRefs, chunkRef{k, h[start+ksize : start+ksize+vsize]})
 		}
 	}
 	return subs

@@ -221,11 +221,14 @@ func (w *Writer) openSegment(index int) error {
 		PageSize:        pageSize,
 		InitialMmapSize: int(w.opts.MaxSegmentBytes) + 4*w.opts.FlushBytes + (1 << 20),
 		NoSync:          w.opts.Sync == SyncNever,
+		// The file grows by the writes themselves: fdatasync at each commit
+		// makes the new size durable with the data, so bbolt's truncate and
+		// fsync at every growth step would only cost time.
+		NoGrowSync: true,
 	})
 	if err != nil {
 		return fmt.Errorf("store: %s: creating %s: %w", name, path, err)
 	}
-	db.AllocSize = 1 << 20
 	fail := func(err error) error {
 		db.Close()
 		os.Remove(path)
