@@ -101,7 +101,7 @@ func TestRegistry(t *testing.T) {
 // FuzzDecodeAll feeds every tracer's Decode, through the registry, with
 // arbitrary bytes: errors are fine, panics are not; decoded events render.
 func FuzzDecodeAll(f *testing.F) {
-	f.Add(uint8(0), make([]byte, 320))
+	f.Add(uint8(0), make([]byte, 560))
 	f.Add(uint8(4), []byte{1, 2, 3})
 	ts, err := tracers.All(tracers.Options{})
 	if err != nil {
@@ -129,7 +129,7 @@ func TestJSONRoundTrip(t *testing.T) {
 	}
 	for _, tr := range ts {
 		s := tr.Streams()[0]
-		raw := make([]byte, 512)
+		raw := make([]byte, 1024)
 		raw[20] = 2 // tcp: AF_INET
 		ev, err := tr.Decode(s.Name, raw)
 		if err != nil {

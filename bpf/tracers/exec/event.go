@@ -1,7 +1,9 @@
 package exec
 
 import (
+	"bytes"
 	"fmt"
+	"strings"
 
 	"github.com/ebpfrec/ebpfrec/bpf"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers"
@@ -17,23 +19,28 @@ const (
 	offComm          = 24
 	offFilename      = 40
 	offFilenameTrunc = 296
+	offArgsLen       = 300
+	offArgs          = 304
 	// EventSize is the size of struct exec_event.
-	EventSize = 304
+	EventSize = 560
 
 	commLen     = 16
 	filenameLen = 256
+	argsLen     = 256
 )
 
 // Event is one process execution.
 type Event struct {
-	KtimeNs           uint64 `json:"ktime_ns" parquet:"ktime_ns" doc:"bpf_ktime_get_ns() at the exec (CLOCK_MONOTONIC)"`
-	Pid               uint32 `json:"pid" parquet:"pid" doc:"process id (tgid)"`
-	Ppid              uint32 `json:"ppid" parquet:"ppid" doc:"parent process id"`
-	UID               uint32 `json:"uid" parquet:"uid" doc:"real user id"`
-	OldPid            uint32 `json:"old_pid" parquet:"old_pid" doc:"thread id that called exec"`
-	Command           string `json:"comm" parquet:"comm" doc:"command name after the exec (at most 15 bytes)"`
-	Filename          string `json:"filename" parquet:"filename" doc:"path of the executed file, as given to exec"`
-	FilenameTruncated bool   `json:"filename_truncated" parquet:"filename_truncated" doc:"filename filled its 255-byte buffer and may be cut"`
+	KtimeNs           uint64   `json:"ktime_ns" parquet:"ktime_ns" doc:"bpf_ktime_get_ns() at the exec (CLOCK_MONOTONIC)"`
+	Pid               uint32   `json:"pid" parquet:"pid" doc:"process id (tgid)"`
+	Ppid              uint32   `json:"ppid" parquet:"ppid" doc:"parent process id"`
+	UID               uint32   `json:"uid" parquet:"uid" doc:"real user id"`
+	OldPid            uint32   `json:"old_pid" parquet:"old_pid" doc:"thread id that called exec"`
+	Command           string   `json:"comm" parquet:"comm" doc:"command name after the exec (at most 15 bytes)"`
+	Filename          string   `json:"filename" parquet:"filename" doc:"path of the executed file, as given to exec"`
+	FilenameTruncated bool     `json:"filename_truncated" parquet:"filename_truncated" doc:"filename filled its 255-byte buffer and may be cut"`
+	Args              []string `json:"args" parquet:"args,list" doc:"argv, from the first 256 bytes of the arguments"`
+	ArgsTruncated     bool     `json:"args_truncated" parquet:"args_truncated" doc:"the arguments were longer than 256 bytes: args holds the first ones"`
 }
 
 // Tracer returns "exec".
@@ -48,9 +55,14 @@ func (e *Event) PID() uint32 { return e.Pid }
 // Comm returns the command name.
 func (e *Event) Comm() string { return e.Command }
 
-// AppendText appends "filename=... ppid=... uid=...".
+// AppendText appends "filename=... args=... ppid=... uid=...".
 func (e *Event) AppendText(dst []byte) []byte {
 	dst = tracers.AppendStr(dst, "filename", e.Filename)
+	args := strings.Join(e.Args, " ")
+	if e.ArgsTruncated {
+		args += "..."
+	}
+	dst = tracers.AppendStr(dst, "args", args)
 	dst = tracers.AppendUint(dst, "ppid", uint64(e.Ppid))
 	dst = tracers.AppendUint(dst, "uid", uint64(e.UID))
 	if e.OldPid != e.Pid {
@@ -81,6 +93,18 @@ func Decode(raw []byte, ev *Event) error {
 	}
 	if ev.Filename, err = bpf.ReadCString(raw, offFilename, filenameLen); err != nil {
 		return fmt.Errorf("exec event: filename: %w", err)
+	}
+	n, _ := bpf.ReadU32(raw, offArgsLen)
+	ev.ArgsTruncated = n > argsLen
+	ev.Args = nil // never reuse: a copied Event must not share it
+	args, _ := bpf.ReadBytes(raw, offArgs, int(min(n, argsLen)))
+	for len(args) > 0 {
+		i := bytes.IndexByte(args, 0)
+		if i < 0 { // the last, cut argument
+			i = len(args)
+		}
+		ev.Args = append(ev.Args, string(args[:i]))
+		args = args[min(i+1, len(args)):]
 	}
 	return nil
 }

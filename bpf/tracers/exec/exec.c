@@ -11,11 +11,12 @@
 char LICENSE[] SEC("license") = "GPL";
 
 #define FILENAME_LEN 256
+#define ARGS_LEN 256
 
-// Layout (host byte order), 304 bytes:
+// Layout (host byte order), 560 bytes:
 //   0 ktime_ns u64, 8 pid u32, 12 ppid u32, 16 uid u32, 20 old_pid u32,
 //   24 comm[16], 40 filename[256] (NUL-terminated), 296 filename_trunc u32,
-//   300 pad u32
+//   300 args_len u32, 304 args[256]
 struct exec_event {
 	__u64 ktime_ns;
 	__u32 pid;     // tgid of the process
@@ -24,8 +25,9 @@ struct exec_event {
 	__u32 old_pid; // the thread id that called exec (differs for a non-leader thread)
 	char comm[16];
 	char filename[FILENAME_LEN];
-	__u32 filename_trunc; // 1 if filename did not fit
-	__u32 _pad;
+	__u32 filename_trunc; // 1 if filename filled its buffer (it may be cut)
+	__u32 args_len;       // length of all arguments (0 if unreadable); args holds the first ARGS_LEN bytes
+	char args[ARGS_LEN];  // argv[0..], each NUL-terminated, as in the new stack
 };
 
 // bpf2go -type only finds types that a global references.
@@ -61,7 +63,17 @@ int BPF_PROG(exec_sched_process_exec, struct task_struct *p, pid_t old_pid, stru
 		len = 0;
 	}
 	e->filename_trunc = len == FILENAME_LEN;
-	e->_pad = 0;
+
+	// The new image's argv strings, NUL-separated, from its stack.
+	struct mm_struct *mm = p->mm;
+	__u64 start = mm->arg_start, end = mm->arg_end;
+	__u32 alen = end > start && end - start < ARGS_LEN ? end - start : ARGS_LEN;
+	if (end <= start)
+		alen = 0;
+	barrier_var(alen);
+	e->args_len = 0;
+	if (alen > 0 && alen <= ARGS_LEN && bpf_probe_read_user(e->args, alen, (void *)start) == 0)
+		e->args_len = end - start;
 	bpf_ringbuf_submit(e, rb_flags(n));
 	return 0;
 }

@@ -53,7 +53,7 @@ func (t *Tracer) Name() string { return Name }
 
 // Description says what the tracer records.
 func (t *Tracer) Description() string {
-	return "process executions (execve/execveat): pid, ppid, uid, comm, filename"
+	return "process executions (execve/execveat): pid, ppid, uid, comm, filename, args"
 }
 
 // AttachPoints lists where the tracer attaches.

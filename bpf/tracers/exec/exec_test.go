@@ -7,6 +7,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"testing"
 	"unsafe"
@@ -99,6 +100,9 @@ func TestExecKnownWorkload(t *testing.T) {
 			t.Errorf("event %d: pid %d (child %d)", i, e.Pid, child.PID)
 		}
 		seen[e.Pid] = true
+		if len(e.Args) != 1 || e.Args[0] != paths[i] || e.ArgsTruncated {
+			t.Errorf("event %d: args %q", i, e.Args)
+		}
 		if e.UID != uint32(os.Getuid()) || e.OldPid != e.Pid || e.FilenameTruncated || e.KtimeNs == 0 {
 			t.Errorf("event %d: %+v", i, e)
 		}
@@ -133,16 +137,31 @@ func TestDecode(t *testing.T) {
 	ne(20, 42, 4)
 	copy(raw[24:], "ls\x00")
 	copy(raw[40:], "/bin/ls\x00")
+	ne(300, 10, 4)
+	copy(raw[304:], "ls\x00-l\x00/tmp\x00")
 	var e exec.Event
 	if err := exec.Decode(raw, &e); err != nil {
 		t.Fatal(err)
 	}
-	want := exec.Event{KtimeNs: 123456789, Pid: 42, Ppid: 1, UID: 1000, OldPid: 42, Command: "ls", Filename: "/bin/ls"}
-	if e != want {
+	want := exec.Event{KtimeNs: 123456789, Pid: 42, Ppid: 1, UID: 1000, OldPid: 42, Command: "ls", Filename: "/bin/ls",
+		Args: []string{"ls", "-l", "/tmp"}}
+	if !reflect.DeepEqual(e, want) {
 		t.Fatalf("got %+v want %+v", e, want)
 	}
-	if got := string(e.AppendText(nil)); got != "filename=/bin/ls ppid=1 uid=1000" {
+	if got := string(e.AppendText(nil)); got != `filename=/bin/ls args="ls -l /tmp" ppid=1 uid=1000` {
 		t.Fatalf("text %q", got)
+	}
+	// Arguments longer than the buffer: the last one is cut.
+	ne(300, 1000, 4)
+	for i := 304; i < exec.EventSize; i++ {
+		raw[i] = 'a'
+	}
+	raw[305] = 0
+	if err := exec.Decode(raw, &e); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Args) != 2 || e.Args[0] != "a" || len(e.Args[1]) != 254 || !e.ArgsTruncated {
+		t.Fatalf("truncated args %q %v", e.Args, e.ArgsTruncated)
 	}
 	if err := exec.Decode(raw[:exec.EventSize-1], &e); err == nil {
 		t.Fatal("short event decoded")

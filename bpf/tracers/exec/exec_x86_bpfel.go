@@ -28,7 +28,8 @@ type bpfExecEvent struct {
 	Comm          [16]int8
 	Filename      [256]int8
 	FilenameTrunc uint32
-	Pad           uint32
+	ArgsLen       uint32
+	Args          [256]int8
 }
 
 type bpfFilterCfg struct {

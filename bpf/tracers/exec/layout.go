@@ -9,7 +9,8 @@ func LayoutSize() int { return int(unsafe.Sizeof(bpfExecEvent{})) }
 func init() {
 	var e bpfExecEvent
 	if unsafe.Offsetof(e.Comm) != offComm || unsafe.Offsetof(e.Filename) != offFilename ||
-		unsafe.Offsetof(e.FilenameTrunc) != offFilenameTrunc || unsafe.Offsetof(e.OldPid) != offOldPID {
+		unsafe.Offsetof(e.FilenameTrunc) != offFilenameTrunc || unsafe.Offsetof(e.OldPid) != offOldPID ||
+		unsafe.Offsetof(e.ArgsLen) != offArgsLen || unsafe.Offsetof(e.Args) != offArgs {
 		panic("exec: decoder offsets do not match struct exec_event")
 	}
 }
