@@ -35,7 +35,7 @@ const struct exec_event *unused_exec_event __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 256 * 1024);
+	__uint(max_entries, 1024 * 1024);
 } exec_events SEC(".maps");
 
 DEFINE_COUNTERS(exec);
