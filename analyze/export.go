@@ -184,6 +184,8 @@ type exporter struct {
 	host      string
 	off       int64 // MonoToWall
 	err       error
+	w         *writer
+	waited    bool
 
 	tables    []tabler
 	exec      *table[ExecRow]
@@ -329,9 +331,13 @@ func Export(ctx context.Context, dir, out string, opts Options) (*Manifest, erro
 	if err != nil {
 		return nil, fmt.Errorf("export: cannot write into %s: %w", parent, err)
 	}
+	x.w = newWriter()
 	ok := false
 	defer func() {
 		if !ok {
+			if !x.waited {
+				x.w.wait()
+			}
 			for _, t := range x.tables {
 				t.abort()
 			}
@@ -374,6 +380,9 @@ func Export(ctx context.Context, dir, out string, opts Options) (*Manifest, erro
 			return nil, fmt.Errorf("export: %w", err)
 		}
 		x.batch(b)
+		if x.err == nil {
+			x.err = x.w.error()
+		}
 		if x.err != nil {
 			return nil, fmt.Errorf("export: %w", x.err)
 		}
@@ -524,7 +533,7 @@ func (x *exporter) batch(b *store.Batch) {
 			x.seenTime(t)
 			*x.exec.add(t) = ExecRow{Time: t, KtimeNs: ev.KtimeNs, Stream: name, CPU: cpuPtr(e.CPU), Seq: seq,
 				Pid: ev.Pid, Ppid: ev.Ppid, UID: ev.UID, OldPid: ev.OldPid, Comm: ev.Command,
-				Filename: ev.Filename, FilenameTruncated: ev.FilenameTruncated}
+				Filename: ev.Filename, FilenameTruncated: ev.FilenameTruncated, Args: ev.Args, ArgsTruncated: ev.ArgsTruncated}
 		}
 	case decExit:
 		ev := &x.exitEv
@@ -674,20 +683,16 @@ func (x *exporter) finish(dir string) (*Manifest, error) {
 	if abs, err := filepath.Abs(dir); err == nil {
 		m.Recording = abs
 	}
-	var ferr error
 	for _, t := range x.tables {
 		t.ensure(key)
-		files, err := t.finish()
-		if err != nil && ferr == nil {
-			ferr = err
-		}
-		m.Tables = append(m.Tables, TableFiles{Name: t.tableName(), Rows: t.rowCount(), Files: files})
+		m.Tables = append(m.Tables, TableFiles{Name: t.tableName(), Rows: t.rowCount(), Files: t.finish()})
 	}
-	if ferr == nil {
-		ferr = x.err
+	x.waited = true
+	if err := x.w.wait(); err != nil {
+		return nil, err
 	}
-	if ferr != nil {
-		return nil, ferr
+	if x.err != nil {
+		return nil, x.err
 	}
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {

@@ -1,15 +1,20 @@
 package analyze
 
 import (
+	"database/sql"
+	"net/netip"
 	"reflect"
 	"testing"
+	"time"
+
+	"github.com/ebpfrec/ebpfrec/analyze/internal/synth"
 )
 
 // wantTypes are the DuckDB types every table must have.
 var wantTypes = map[string]map[string]string{
 	TableExec: {"time": "TIMESTAMP_NS", "ktime_ns": "UBIGINT", "stream": "VARCHAR", "cpu": "INTEGER", "seq": "UBIGINT",
 		"pid": "UINTEGER", "ppid": "UINTEGER", "uid": "UINTEGER", "old_pid": "UINTEGER", "comm": "VARCHAR",
-		"filename": "VARCHAR", "filename_truncated": "BOOLEAN"},
+		"filename": "VARCHAR", "filename_truncated": "BOOLEAN", "args": "VARCHAR[]", "args_truncated": "BOOLEAN"},
 	TableExit: {"time": "TIMESTAMP_NS", "ktime_ns": "UBIGINT", "stream": "VARCHAR", "cpu": "INTEGER", "seq": "UBIGINT",
 		"pid": "UINTEGER", "ppid": "UINTEGER", "tid": "UINTEGER", "comm": "VARCHAR", "exit_code": "UTINYINT",
 		"signal": "UTINYINT", "core_dumped": "BOOLEAN", "status": "UINTEGER", "lifetime_ns": "UBIGINT"},
@@ -46,5 +51,115 @@ func TestDescribe(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestContents(t *testing.T) {
+	rec, want := mixed(t)
+	for _, path := range []WriterPath{ParquetGo, ArrowParquet} {
+		t.Run(path.String(), func(t *testing.T) {
+			out, m := export(t, rec, Options{WriterPath: path})
+			if m.Events != uint64(want.Events) || m.DamagedBatches != 0 || m.DecodeErrors != 0 || len(m.Warnings) != 0 {
+				t.Errorf("manifest: events %d (want %d), damaged %d, decode errors %d, warnings %q", m.Events, want.Events, m.DamagedBatches, m.DecodeErrors, m.Warnings)
+			}
+			db := openDB(t, out)
+			checkContents(t, db, want)
+		})
+	}
+}
+
+func checkContents(t *testing.T, db *sql.DB, want *synth.Want) {
+	t.Helper()
+	rows, err := db.Query("SELECT comm, count(*) FROM exec GROUP BY comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for rows.Next() {
+		var c string
+		var n int
+		rows.Scan(&c, &n)
+		got[c] = n
+	}
+	rows.Close()
+	if !reflect.DeepEqual(got, want.Execs) {
+		t.Errorf("execs by comm: got %v, want %v", got, want.Execs)
+	}
+	if n := one[int](t, db, "SELECT count(*) FROM exec WHERE comm = 'curl' AND filename = '/usr/bin/curl'"); n != want.Execs["curl"] {
+		t.Errorf("curl executions: %d, want %d", n, want.Execs["curl"])
+	}
+	rows, err = db.Query("SELECT DISTINCT path, ret FROM open")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opens := map[string]int32{}
+	for rows.Next() {
+		var p string
+		var r int32
+		rows.Scan(&p, &r)
+		opens[p] = r
+	}
+	rows.Close()
+	if !reflect.DeepEqual(opens, want.Opens) {
+		t.Errorf("opens: got %v, want %v", opens, want.Opens)
+	}
+	if n := one[int](t, db, "SELECT count(*) FROM open WHERE ret < 0"); n != want.OpenCount/2 {
+		t.Errorf("failed opens: %d, want %d", n, want.OpenCount/2)
+	}
+	rows, err = db.Query("SELECT daddr, dport, count(*) FROM tcp GROUP BY ALL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peers := map[string]int{}
+	for rows.Next() {
+		var a string
+		var p uint16
+		var n int
+		rows.Scan(&a, &p, &n)
+		peers[netip.AddrPortFrom(netip.MustParseAddr(a), p).String()] = n
+	}
+	rows.Close()
+	if !reflect.DeepEqual(peers, want.Peers) {
+		t.Errorf("tcp peers: got %v, want %v", peers, want.Peers)
+	}
+	if n := one[int](t, db, "SELECT count(*) FROM exit"); n != want.Exits {
+		t.Errorf("exits: %d, want %d", n, want.Exits)
+	}
+	if n := one[int](t, db, "SELECT count(*) FROM exit WHERE signal = 9"); n != want.Signaled {
+		t.Errorf("killed: %d, want %d", n, want.Signaled)
+	}
+	if n := one[int](t, db, "SELECT count(*) FROM exit WHERE cpu IS NOT NULL"); n != want.Exits {
+		t.Errorf("exit rows with a cpu: %d, want %d (perf buffer)", n, want.Exits)
+	}
+	if n := one[int](t, db, "SELECT count(*) FROM exec WHERE cpu IS NULL"); n != one[int](t, db, "SELECT count(*) FROM exec") {
+		t.Errorf("ring buffer rows with a cpu: %d", n)
+	}
+	if n := one[int](t, db, "SELECT count(*) FROM syscalls"); n != want.Syscalls {
+		t.Errorf("syscalls: %d, want %d", n, want.Syscalls)
+	}
+	if n := one[int](t, db, "SELECT count(*) FROM raw WHERE stream = 'custom/events' AND bytes::VARCHAR LIKE 'opaque-%' AND error IS NULL AND length = octet_length(bytes)"); n != want.Raw {
+		t.Errorf("raw: %d, want %d", n, want.Raw)
+	}
+	if n := one[uint64](t, db, "SELECT sum(ringbuf_dropped) FROM losses WHERE stream = 'exec' AND source = 'counters'"); n != want.LossRing {
+		t.Errorf("exec ring buffer drops: %d, want %d", n, want.LossRing)
+	}
+	if n := one[uint64](t, db, "SELECT sum(kernel_lost) FROM losses WHERE stream = 'exit' AND source = 'perf_sample'"); n != want.PerfLost {
+		t.Errorf("exit perf lost: %d, want %d", n, want.PerfLost)
+	}
+	// Nanosecond UTC timestamps from kernel time.
+	if ts := one[time.Time](t, db, "SELECT min(time) FROM exec"); !ts.Equal(want.First) {
+		t.Errorf("first exec at %v, want %v", ts, want.First)
+	}
+	if s := one[string](t, db, "SELECT strftime(min(time), '%Y-%m-%d %H:%M:%S.%n') FROM exec"); s != "2026-11-25 08:00:00.123457789" {
+		t.Errorf("first exec time as text: %s", s)
+	}
+	if ts := one[time.Time](t, db, "SELECT last_event FROM recording"); !ts.Equal(want.Last) {
+		t.Errorf("last event %v, want %v", ts, want.Last)
+	}
+	if h := one[string](t, db, "SELECT host || ' ' || kernel || ' ' || array_to_string(tracers, ',') FROM recording"); h != "web-1 6.1.0-synthetic exec,exit,open,syscalls,tcp" {
+		t.Errorf("recording: %q", h)
+	}
+	if n := one[int](t, db, "SELECT count(*) FROM recording"); n != 1 {
+		t.Errorf("recording rows: %d", n)
 	}
 }

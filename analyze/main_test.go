@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 	"testing"
 
 	"github.com/ebpfrec/ebpfrec/analyze/internal/synth"
@@ -103,3 +104,5 @@ func describe(t testing.TB, db *sql.DB, view string) (map[string]string, []strin
 	}
 	return types, order
 }
+
+func timeNs(ns int64) time.Time { return time.Unix(0, ns).UTC() }

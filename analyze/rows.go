@@ -34,7 +34,9 @@ type ExecRow struct {
 	OldPid            uint32 `parquet:"old_pid"`
 	Comm              string `parquet:"comm,dict"`
 	Filename          string `parquet:"filename,dict"`
-	FilenameTruncated bool   `parquet:"filename_truncated"`
+	FilenameTruncated bool     `parquet:"filename_truncated"`
+	Args              []string `parquet:"args,list"`
+	ArgsTruncated     bool     `parquet:"args_truncated"`
 }
 
 // ExitRow is a row of the exit table (exit.Event).

@@ -56,8 +56,6 @@ const (
 
 // sink writes the rows of one table into one file.
 type sink[R any] interface {
-	// bufRows is how many rows to buffer between writes.
-	bufRows() int
 	write(rows []R) error
 	// close finishes the file and syncs it.
 	close() error
@@ -116,8 +114,6 @@ func newParquetGoSink[R any](path, version string, meta map[string]string) (sink
 	}
 	return &parquetGoSink[R]{out: out, w: parquet.NewGenericWriter[R](out.bw, opts...)}, nil
 }
-
-func (s *parquetGoSink[R]) bufRows() int { return writeRows }
 
 func (s *parquetGoSink[R]) write(rows []R) error {
 	_, err := s.w.Write(rows)
@@ -186,8 +182,6 @@ func newArrowSink[R any](path string, ipcFile bool, version string, meta map[str
 	}
 	return s, nil
 }
-
-func (s *arrowSink[R]) bufRows() int { return rowGroupRows }
 
 func (s *arrowSink[R]) write(rows []R) error {
 	if len(rows) == 0 {

@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"fmt"
+	"sync"
 	"os"
 	"path/filepath"
 )
@@ -12,6 +13,8 @@ const nsPerDay = 86400 * 1e9
 // partition.
 type table[R any] struct {
 	x      *exporter
+	free   chan []R // row buffers back from the writer goroutine
+	made   int
 	name   string
 	parts  map[string]*part[R]
 	order  []string
@@ -32,14 +35,14 @@ type tabler interface {
 	rowCount() uint64
 	// ensure makes sure the table has a file in partition key, even empty.
 	ensure(key string)
-	// finish writes what is buffered and closes every file; it returns the
-	// files, relative to the export root.
-	finish() ([]string, error)
+	// finish has the writer write what is buffered and close every file;
+	// it returns the files, relative to the export root.
+	finish() []string
 	abort()
 }
 
 func newTable[R any](x *exporter, name string) *table[R] {
-	t := &table[R]{x: x, name: name, parts: map[string]*part[R]{}}
+	t := &table[R]{x: x, name: name, parts: map[string]*part[R]{}, free: make(chan []R, buffersPerTable)}
 	x.tables = append(x.tables, t)
 	return t
 }
@@ -47,8 +50,12 @@ func newTable[R any](x *exporter, name string) *table[R] {
 func (t *table[R]) tableName() string { return t.name }
 func (t *table[R]) rowCount() uint64  { return t.rows }
 
-// add returns a zeroed row to fill for an event at time ts (ns since the
-// epoch, UTC), buffered in ts's partition.
+// buffersPerTable is how many row buffers of a table may be in flight
+// between the decoding goroutine and the writer goroutine.
+const buffersPerTable = 4
+
+// add returns the row to fill (all of it: it is not zeroed) for an event
+// at time ts (ns since the epoch, UTC), buffered in ts's partition.
 func (t *table[R]) add(ts int64) *R {
 	p := t.cur
 	if t.x.partition {
@@ -66,11 +73,8 @@ func (t *table[R]) add(ts int64) *R {
 	}
 	n := len(p.rows)
 	p.rows = p.rows[:n+1]
-	r := &p.rows[n]
-	var zero R
-	*r = zero
 	t.rows++
-	return r
+	return &p.rows[n]
 }
 
 func floorDiv(a, b int64) int64 {
@@ -99,12 +103,28 @@ func (t *table[R]) part(key string) *part[R] {
 	if err != nil {
 		t.x.fail(fmt.Errorf("table %s: %w", t.name, err))
 	}
-	n := 0
-	if p.s != nil {
-		n = p.s.bufRows()
-	}
-	p.rows = make([]R, 0, max(n, 1))
+	p.rows = t.buffer()
 	return p
+}
+
+// buffer returns an empty row buffer: a new one while fewer than
+// buffersPerTable exist, else one back from the writer (which waits for it:
+// the writer paces the decoder).
+func (t *table[R]) buffer() []R {
+	select {
+	case b := <-t.free:
+		return b
+	default:
+	}
+	if t.made < buffersPerTable {
+		t.made++
+		n := writeRows
+		if t.x.opts.Format == FormatArrow || t.x.opts.WriterPath == ArrowParquet {
+			n = rowGroupRows
+		}
+		return make([]R, 0, n)
+	}
+	return <-t.free
 }
 
 func newSink[R any](x *exporter, path string) (sink[R], error) {
@@ -119,14 +139,24 @@ func newSink[R any](x *exporter, path string) (sink[R], error) {
 	}
 }
 
+// flush hands the part's buffered rows to the writer goroutine.
 func (t *table[R]) flush(p *part[R]) {
-	if p.s != nil && len(p.rows) > 0 && t.x.err == nil {
-		if err := p.s.write(p.rows); err != nil {
-			t.x.fail(fmt.Errorf("table %s: %w", t.name, err))
-		}
+	if len(p.rows) == 0 {
+		return
 	}
-	clear(p.rows) // drop references to strings and bytes
-	p.rows = p.rows[:0]
+	rows, s := p.rows, p.s
+	p.rows = t.buffer()
+	t.x.w.submit(func() error {
+		var err error
+		if s != nil {
+			if err = s.write(rows); err != nil {
+				err = fmt.Errorf("table %s: %w", t.name, err)
+			}
+		}
+		clear(rows) // drop references to strings and bytes
+		t.free <- rows[:0]
+		return err
+	})
 }
 
 func (t *table[R]) ensure(key string) {
@@ -135,28 +165,30 @@ func (t *table[R]) ensure(key string) {
 	}
 }
 
-func (t *table[R]) finish() ([]string, error) {
+// finish flushes every part and has the writer close its file; it returns
+// the files, which are complete once the writer is done without error.
+func (t *table[R]) finish() []string {
 	var files []string
-	var err error
 	for _, key := range t.order {
 		p := t.parts[key]
 		t.flush(p)
 		if p.s == nil {
 			continue
 		}
-		if t.x.err != nil {
-			p.s.abort()
-			continue
-		}
-		if cerr := p.s.close(); cerr != nil && err == nil {
-			err = fmt.Errorf("table %s: %w", t.name, cerr)
-		}
+		s := p.s
 		p.s = nil
+		t.x.w.submit(func() error {
+			if err := s.close(); err != nil {
+				return fmt.Errorf("table %s: %w", t.name, err)
+			}
+			return nil
+		})
 		files = append(files, p.file)
 	}
-	return files, err
+	return files
 }
 
+// abort closes the files left open (after the writer stopped).
 func (t *table[R]) abort() {
 	for _, p := range t.parts {
 		if p.s != nil {
@@ -164,4 +196,46 @@ func (t *table[R]) abort() {
 			p.s = nil
 		}
 	}
+}
+
+// writer runs the file writing of an export in its own goroutine, in the
+// order submitted, so that decoding and encoding use both cores.
+type writer struct {
+	work chan func() error
+	done chan struct{}
+	mu   sync.Mutex
+	err  error
+}
+
+func newWriter() *writer {
+	w := &writer{work: make(chan func() error, 64), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for f := range w.work {
+			if err := f(); err != nil {
+				w.mu.Lock()
+				if w.err == nil {
+					w.err = err
+				}
+				w.mu.Unlock()
+			}
+		}
+	}()
+	return w
+}
+
+func (w *writer) submit(f func() error) { w.work <- f }
+
+// error returns the first error of the writer so far.
+func (w *writer) error() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// wait ends the writer after the work submitted and returns its first error.
+func (w *writer) wait() error {
+	close(w.work)
+	<-w.done
+	return w.error()
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/ebpfrec/ebpfrec/bpf/tracers/exec"
@@ -35,6 +36,12 @@ func Exec(ev *exec.Event) []byte {
 	if ev.FilenameTruncated {
 		le.PutUint32(b[296:], 1)
 	}
+	var args []byte
+	for _, a := range ev.Args {
+		args = append(append(args, a...), 0)
+	}
+	le.PutUint32(b[300:], uint32(len(args)))
+	copy(b[304:560], args)
 	return b
 }
 
@@ -141,7 +148,7 @@ var Unknown = store.StreamInfo{Name: "custom/events", Map: "events", Kind: store
 type Want struct {
 	Execs       map[string]int // by comm
 	Exits       int
-	Signaled    int // exits by signal
+	Signaled    int              // exits by signal
 	Opens       map[string]int32 // path -> ret
 	OpenCount   int
 	Peers       map[string]int // "daddr:dport" -> state changes
@@ -181,7 +188,7 @@ func Mixed(dir string, rounds int) (*Want, error) {
 		var evs []store.Event
 		for i, n := range names {
 			kt += 1000
-			ev := exec.Event{KtimeNs: kt, Pid: pid*10 + uint32(i), Ppid: pid, UID: 1000, OldPid: pid*10 + uint32(i), Command: n, Filename: "/usr/bin/" + n}
+			ev := exec.Event{KtimeNs: kt, Pid: pid*10 + uint32(i), Ppid: pid, UID: 1000, OldPid: pid*10 + uint32(i), Command: n, Filename: "/usr/bin/" + n, Args: []string{n, "-v", fmt.Sprint(r)}}
 			evs = append(evs, store.Event{Raw: Exec(&ev), Timestamp: read(), CPU: -1})
 			want.Execs[n]++
 		}
@@ -283,7 +290,7 @@ func ExecOnly(dir string, n, batch int) error {
 	for i := range n {
 		kt += 2000 + uint64(i%7)*100
 		name := names[(i*7+i/3)%len(names)]
-		ev := exec.Event{KtimeNs: kt, Pid: uint32(10000 + i), Ppid: uint32(9000 + i/16), UID: uint32(i % 3 * 1000), OldPid: uint32(10000 + i), Command: name, Filename: "/usr/bin/" + name}
+		ev := exec.Event{KtimeNs: kt, Pid: uint32(10000 + i), Ppid: uint32(9000 + i/16), UID: uint32(i % 3 * 1000), OldPid: uint32(10000 + i), Command: name, Filename: "/usr/bin/" + name, Args: []string{name, "--color=auto", "file" + strconv.Itoa(i%100)}}
 		evs = append(evs, store.Event{Raw: Exec(&ev), Timestamp: Start.Add(time.Duration(kt - Boot)), CPU: -1})
 		if len(evs) == batch || i == n-1 {
 			if err := w.Append(&store.Batch{Stream: exec.StreamExec, Kind: store.KindRingbuf, Events: evs}); err != nil {
