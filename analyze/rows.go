@@ -23,17 +23,17 @@ var Tables = []string{TableExec, TableExit, TableOpen, TableTCP, TableSyscalls, 
 
 // ExecRow is a row of the exec table (exec.Event).
 type ExecRow struct {
-	Time              int64  `parquet:"time,timestamp(nanosecond:local),delta"`
-	KtimeNs           uint64 `parquet:"ktime_ns,delta"`
-	Stream            string `parquet:"stream,dict"`
-	CPU               *int32 `parquet:"cpu,optional"`
-	Seq               uint64 `parquet:"seq,delta"`
-	Pid               uint32 `parquet:"pid"`
-	Ppid              uint32 `parquet:"ppid"`
-	UID               uint32 `parquet:"uid"`
-	OldPid            uint32 `parquet:"old_pid"`
-	Comm              string `parquet:"comm,dict"`
-	Filename          string `parquet:"filename,dict"`
+	Time              int64    `parquet:"time,timestamp(nanosecond:local),delta"`
+	KtimeNs           uint64   `parquet:"ktime_ns,delta"`
+	Stream            string   `parquet:"stream,dict"`
+	CPU               *int32   `parquet:"cpu,optional"`
+	Seq               uint64   `parquet:"seq,delta"`
+	Pid               uint32   `parquet:"pid"`
+	Ppid              uint32   `parquet:"ppid"`
+	UID               uint32   `parquet:"uid"`
+	OldPid            uint32   `parquet:"old_pid"`
+	Comm              string   `parquet:"comm,dict"`
+	Filename          string   `parquet:"filename,dict"`
 	FilenameTruncated bool     `parquet:"filename_truncated"`
 	Args              []string `parquet:"args,list"`
 	ArgsTruncated     bool     `parquet:"args_truncated"`

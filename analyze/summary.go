@@ -516,4 +516,3 @@ func orDash(s string) string {
 	}
 	return s
 }
-

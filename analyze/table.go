@@ -2,9 +2,9 @@ package analyze
 
 import (
 	"fmt"
-	"sync"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 const nsPerDay = 86400 * 1e9
