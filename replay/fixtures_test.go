@@ -118,7 +118,10 @@ func TestFixturesDecodedLikeLive(t *testing.T) {
 					}
 					ev, derr := tr.Decode(b.Stream, e.Raw)
 					if derr != nil {
-						t.Fatalf("%s batch %d: %v", b.Stream, b.Seq, derr)
+						// A fixture older than its tracer's layout: the
+						// replay must fail the same way.
+						want = append(want, b.Stream+" error: "+derr.Error())
+						continue
 					}
 					want = append(want, string(tracers.AppendLine(nil, ev)))
 				}
@@ -130,12 +133,12 @@ func TestFixturesDecodedLikeLive(t *testing.T) {
 			}
 			var got []string
 			r.HandleDecoded(func(d *Decoded) error {
-				if d.Err != nil {
-					t.Fatalf("%s batch %d: %v", d.Stream.Name, d.Seq, d.Err)
-				}
-				if d.Event == nil {
+				switch {
+				case d.Err != nil:
+					got = append(got, d.Stream.Name+" error: "+d.Err.Error())
+				case d.Event == nil:
 					got = append(got, d.Stream.Name+" raw")
-				} else {
+				default:
 					got = append(got, string(tracers.AppendLine(nil, d.Event)))
 				}
 				return nil

@@ -309,6 +309,11 @@ func (r *Replayer) Stats() Stats { return r.stats }
 // if ctx ends first (nil with Follow), a *HandlerError or *DamageError
 // under the Stop policies, or an error reading the recording.
 func (r *Replayer) Run(ctx context.Context) (Stats, error) {
+	defer func() {
+		// Keep none of the reader's buffers alive.
+		clear(r.ringB[:cap(r.ringB)])
+		clear(r.perfB[:cap(r.perfB)])
+	}()
 	ropts := store.ReaderOptions{From: r.opts.From, To: r.opts.To, Streams: r.selected(), OnLoss: r.onLossPoint}
 	if r.opts.Follow {
 		err := r.follow(ctx, ropts)
@@ -472,6 +477,7 @@ func (r *Replayer) batch(ctx context.Context, b *store.Batch) error {
 	r.cur = b
 	defer func() { r.cur = nil }()
 	var err error
+	var n uint64 // raw bytes
 	switch b.Kind {
 	case store.KindRingbuf:
 		h := r.ring[b.Stream]
@@ -486,10 +492,10 @@ func (r *Replayer) batch(ctx context.Context, b *store.Batch) error {
 		for i := range b.Events {
 			e := &b.Events[i]
 			evs = append(evs, bpf.RingbufEvent{Raw: e.Raw, Timestamp: e.Timestamp})
+			n += uint64(len(e.Raw))
 		}
 		r.ringB = evs
 		err = h(ctx, evs)
-		clear(evs) // do not keep the reader's buffers alive
 	case store.KindPerfbuf:
 		h := r.perf[b.Stream]
 		if h == nil {
@@ -503,17 +509,13 @@ func (r *Replayer) batch(ctx context.Context, b *store.Batch) error {
 		for i := range b.Events {
 			e := &b.Events[i]
 			evs = append(evs, bpf.PerfbufEvent{Raw: e.Raw, CPU: e.CPU, Timestamp: e.Timestamp, Lost: e.Lost})
+			n += uint64(len(e.Raw))
 		}
 		r.perfB = evs
 		err = h(ctx, evs)
-		clear(evs)
 	default:
 		r.stats.Unhandled++
 		return nil
-	}
-	var n uint64
-	for i := range b.Events {
-		n += uint64(len(b.Events[i].Raw))
 	}
 	r.stats.Batches++
 	r.stats.Events += uint64(len(b.Events))

@@ -44,9 +44,10 @@ func Meta() store.Meta {
 	}
 }
 
-// execRaw builds a struct exec_event (see bpf/tracers/exec).
-func ExecRaw(ktime uint64, pid, ppid, uid uint32, comm, filename string) []byte {
-	b := make([]byte, 304)
+// ExecRaw builds a struct exec_event (see bpf/tracers/exec: 560 bytes,
+// argv NUL-separated in the last 256).
+func ExecRaw(ktime uint64, pid, ppid, uid uint32, comm, filename string, args ...string) []byte {
+	b := make([]byte, 560)
 	binary.NativeEndian.PutUint64(b[0:], ktime)
 	binary.NativeEndian.PutUint32(b[8:], pid)
 	binary.NativeEndian.PutUint32(b[12:], ppid)
@@ -54,10 +55,16 @@ func ExecRaw(ktime uint64, pid, ppid, uid uint32, comm, filename string) []byte 
 	binary.NativeEndian.PutUint32(b[20:], pid)
 	copy(b[24:39], comm)
 	copy(b[40:295], filename)
+	var argv []byte
+	for _, a := range args {
+		argv = append(append(argv, a...), 0)
+	}
+	binary.NativeEndian.PutUint32(b[300:], uint32(len(argv)))
+	copy(b[304:], argv)
 	return b
 }
 
-// exitRaw builds a struct exit_event (see bpf/tracers/exit) with the 4
+// ExitRaw builds a struct exit_event (see bpf/tracers/exit) with the 4
 // bytes of padding a perf sample carries.
 func ExitRaw(ktime, lifetime uint64, pid, ppid uint32, status uint32, comm string) []byte {
 	b := make([]byte, 52)
@@ -71,7 +78,10 @@ func ExitRaw(ktime, lifetime uint64, pid, ppid uint32, status uint32, comm strin
 	return b
 }
 
-var comms = []string{"bash", "ls", "make", "go", "sh", "cc1", "ld", "git"}
+var (
+	comms = []string{"bash", "ls", "make", "go", "sh", "cc1", "ld", "git"}
+	args  = []string{"-v", "some file"}
+)
 
 // Generate writes a synthetic recording of n batches into dir and
 // returns the fingerprints of its batches and its loss points in order
@@ -113,7 +123,7 @@ func GenerateStep(t testing.TB, dir string, n int, wopts store.WriterOptions, st
 				kt := uint64(now.UnixNano()-Start.UnixNano()+Mono) - uint64(ev-j)*1000
 				c := comms[(i+j)%len(comms)]
 				b.Events = append(b.Events, store.Event{
-					Raw:       ExecRaw(kt, pid, pid-1-uint32(j%3), uint32(j%2)*1000, c, "/usr/bin/"+c),
+					Raw:       ExecRaw(kt, pid, pid-1-uint32(j%3), uint32(j%2)*1000, c, "/usr/bin/"+c, append([]string{c}, args[:j%3]...)...),
 					Timestamp: now, CPU: -1})
 			}
 		case 2:
