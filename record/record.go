@@ -153,7 +153,10 @@ type Stream struct {
 	// Map is the ring buffer or perf event array in the collection.
 	Map string
 	// DropCounter optionally names a per-CPU array map whose key 0 counts
-	// the events the program failed to reserve (ring buffers only).
+	// the events the program failed to reserve (ring buffer) or output
+	// (perf). For a perf buffer it is the exact kernel loss: perf reports
+	// lost samples only once a later sample fits in the buffer, so its own
+	// count can lag; the larger of the two is recorded.
 	DropCounter string
 	// EmittedCounter optionally names a per-CPU array map whose key 0 counts
 	// the events the program tried to emit, to check the accounting.
@@ -364,9 +367,7 @@ func (r *Recorder) builtinCollection(t tracers.Builtin) (Collection, error) {
 			Tracer:         t.Name(),
 			EventType:      s.EventType,
 		}
-		if s.Kind == tracers.Ringbuf {
-			st.DropCounter = s.DropCounter
-		}
+		st.DropCounter = s.DropCounter
 		c.Streams = append(c.Streams, st)
 	}
 	return c, nil
@@ -403,9 +404,19 @@ type streamState struct {
 	recorded, batches, bytes atomic.Uint64
 	lastLoss                 store.Loss
 	lastEvents               uint64
+
+	dropMu    sync.Mutex // perf drop counter cache
+	perfDrops uint64
+	dropRead  time.Time
 }
 
-func (st *streamState) loss() store.Loss {
+// perfDropsEvery bounds how often a perf stream's drop counter map is read
+// (a syscall) on the batch path.
+const perfDropsEvery = 50 * time.Millisecond
+
+// loss returns the stream's cumulative loss counters; exact forces a fresh
+// read of a perf stream's drop counter.
+func (st *streamState) loss(exact bool) store.Loss {
 	var l store.Loss
 	if st.ring != nil {
 		s := st.ring.Stats()
@@ -415,6 +426,16 @@ func (st *streamState) loss() store.Loss {
 		s := st.perf.Stats()
 		l.KernelLost = uint64(s.EventsLost)
 		l.UserDropped = uint64(s.EventsDropped)
+		if st.drop != nil {
+			st.dropMu.Lock()
+			if now := time.Now(); exact || now.Sub(st.dropRead) >= perfDropsEvery {
+				if n, err := tracers.ReadCounter(st.drop); err == nil {
+					st.perfDrops, st.dropRead = n, now
+				}
+			}
+			l.KernelLost = max(l.KernelLost, st.perfDrops)
+			st.dropMu.Unlock()
+		}
 	}
 	return l
 }

@@ -239,7 +239,7 @@ func (s *session) makeReaders() error {
 }
 
 func (s *session) append(st *streamState, n int) error {
-	st.batch.Loss = st.loss()
+	st.batch.Loss = st.loss(false)
 	if err := s.w.Append(&st.batch); err != nil {
 		select {
 		case s.stopErr <- err:
@@ -477,7 +477,7 @@ func (s *session) mgrLinks() []string {
 func (s *session) storeLoss(always bool) {
 	now := time.Now().Round(0)
 	for _, st := range s.streams {
-		l := st.loss()
+		l := st.loss(always)
 		if !always && l == st.lastLoss {
 			continue
 		}
@@ -493,7 +493,7 @@ func (s *session) storeLoss(always bool) {
 }
 
 func (s *session) result(st *streamState) StreamResult {
-	l := st.loss()
+	l := st.loss(true)
 	r := StreamResult{
 		Name: st.info.Name, Kind: st.info.Kind, Tracer: st.info.Tracer,
 		Recorded: st.recorded.Load(), Batches: st.batches.Load(), Bytes: st.bytes.Load(),
@@ -514,7 +514,7 @@ func (s *session) progress(final bool) {
 	p := Progress{Elapsed: time.Since(s.started), Final: final, DiskBytes: dirSize(s.opts.Dir)}
 	secs := s.opts.ProgressInterval.Seconds()
 	for _, st := range s.streams {
-		l := st.loss()
+		l := st.loss(false)
 		n := st.recorded.Load()
 		p.Streams = append(p.Streams, StreamProgress{
 			Name: st.info.Name, Events: n, Bytes: st.bytes.Load(),
