@@ -117,43 +117,68 @@ func (o *WriterOptions) fill() {
 
 // Writer appends batches to a recording. Its methods are safe for
 // concurrent use.
+//
+// Append only encodes the batch into a pending buffer; a committer goroutine
+// writes the buffers to bbolt (one transaction per buffer) every
+// FlushInterval or when FlushBytes are pending, so that the caller (a BPF
+// buffer reader) is not held up by disk I/O. At most one buffer is being
+// committed and one waits while a third fills: Append blocks when the disk
+// falls behind that far, which bounds memory to about 3 x FlushBytes.
 type Writer struct {
-	mu   sync.Mutex
 	dir  string
 	opts WriterOptions
-	meta Meta
 
-	db        *bolt.DB
-	seg       int // index of the open segment
-	segPath   string
-	segFile   os.FileInfo
-	segOpened time.Time
-	segSize   int64 // bytes used in the open segment after the last commit
-	summary   SegmentSummary
-	nextChunk uint64
+	// Append side, under mu.
+	mu        sync.Mutex
+	cond      *sync.Cond // signalled when a job is done
+	meta      Meta
 	streamIDs map[string]uint16
+	seq       uint64 // last assigned sequence number
+	pending   []byte // encoded records of the open buffer
+	starts    []int  // where each record starts in pending
+	scratch   []byte
+	groups    []indexEntry // index groups completed in pending
+	group     indexEntry   // the current index group (seq 0: none yet)
+	groupLen  int          // log bytes in the current group
+	nextChunk uint64       // chunk number of the next buffer in appendSeg
+	appendSeg int          // the segment new records go to
+	segBytes  int64        // estimated size of appendSeg
+	segOpened time.Time    // when appendSeg started
+	summary   SegmentSummary
+	queue     []*job // detached buffers, in order
+	free      [][]byte
+	err       error // sticky: the writer stopped
+	stopping  bool
 
-	seq       uint64        // last assigned sequence number
 	committed atomic.Uint64 // last committed sequence number
+	wake      chan struct{}
+	wg        sync.WaitGroup
 
-	// Pending records: the log bytes, where each record starts, and the
-	// groups of the time index they touch.
-	pending  []byte
-	starts   []int
-	scratch  []byte
-	groups   []indexEntry // groups completed since the last commit
-	group    indexEntry   // the current group (seq 0: none yet)
-	groupLen int          // log bytes in the current group
-	valbuf   []byte
-	keybuf   []byte
-
+	// Commit side: the committer goroutine only (and Create before it runs).
+	db      *bolt.DB
+	seg     int // index of the open segment
+	segPath string
+	segFile os.FileInfo
+	segSize int64 // bytes used in the open segment after the last commit
+	valbuf  []byte
+	keybuf  []byte
 	closed  []closedSeg
 	deleted *Deleted
+	cerr    error // commit side failed: only closing is left
+}
 
-	err     error // sticky
-	done    chan struct{}
-	wg      sync.WaitGroup
-	isClose bool
+// job is a unit of work for the committer, in append order.
+type job struct {
+	data        []byte // records, laid out from chunk firstChunk on
+	starts      []int
+	groups      []indexEntry // index entries to write (absolute)
+	firstChunk  uint64
+	first, last uint64 // sequence range of data
+	meta        []byte // new metadata JSON to write, if any
+	sync        bool   // sync even under SyncNever (Flush)
+	closeSeg    *SegmentSummary
+	openNext    bool // after closing, open the next segment
+	done        chan error
 }
 
 type closedSeg struct {
@@ -194,7 +219,8 @@ func Create(dir string, meta Meta, opts WriterOptions) (*Writer, error) {
 	if meta.Started.IsZero() {
 		meta.Started = time.Now()
 	}
-	w := &Writer{dir: dir, opts: opts, meta: meta, done: make(chan struct{})}
+	w := &Writer{dir: dir, opts: opts, meta: meta, wake: make(chan struct{}, 1)}
+	w.cond = sync.NewCond(&w.mu)
 	w.streamIDs = make(map[string]uint16, len(meta.Streams))
 	for i, s := range meta.Streams {
 		w.streamIDs[s.Name] = uint16(i)
@@ -202,8 +228,10 @@ func Create(dir string, meta Meta, opts WriterOptions) (*Writer, error) {
 	if err := w.openSegment(1); err != nil {
 		return nil, err
 	}
+	w.appendSeg = 1
+	w.resetAppendSegment()
 	w.wg.Add(1)
-	go w.flusher()
+	go w.committer()
 	return w, nil
 }
 
@@ -241,7 +269,10 @@ func (w *Writer) openSegment(index int) error {
 	if err != nil {
 		return fail(err)
 	}
+	w.mu.Lock()
 	meta := w.meta
+	meta.Streams = append([]StreamInfo(nil), w.meta.Streams...)
+	w.mu.Unlock()
 	meta.Segment = index
 	mj, err := json.Marshal(&meta)
 	if err != nil {
@@ -286,27 +317,33 @@ func (w *Writer) openSegment(index int) error {
 		return fail(fmt.Errorf("syncing directory: %w", err))
 	}
 	w.db, w.seg, w.segPath, w.segFile = db, index, path, fi
-	w.segOpened = time.Now()
 	w.segSize = size
-	w.summary = SegmentSummary{}
-	w.nextChunk = 0
-	w.groupLen = indexEvery // the first record starts a group
-	w.group = indexEntry{}
 	return nil
 }
 
-// Meta returns the recording's metadata (of the open segment).
+// resetAppendSegment starts the append-side state of a new segment.
+func (w *Writer) resetAppendSegment() {
+	w.summary = SegmentSummary{}
+	w.nextChunk = 0
+	w.segBytes = 4 * pageSize
+	w.segOpened = time.Now()
+	w.groupLen = indexEvery // the first record starts a group
+	w.group = indexEntry{}
+	w.groups = w.groups[:0]
+}
+
+// Meta returns the recording's metadata (streams included).
 func (w *Writer) Meta() Meta {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	m := w.meta
-	m.Segment = w.seg
+	m.Segment = w.appendSeg
 	m.Streams = append([]StreamInfo(nil), w.meta.Streams...)
 	return m
 }
 
 // AddStream declares a new stream; it is recorded in the open segment's
-// metadata at its next commit and in every later segment.
+// metadata before any record of it, and in every later segment.
 func (w *Writer) AddStream(s StreamInfo) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -319,28 +356,23 @@ func (w *Writer) AddStream(s StreamInfo) error {
 	if len(w.meta.Streams) >= math.MaxUint16 {
 		return errors.New("store: too many streams")
 	}
-	// Commit what is pending first, then rewrite the metadata in its own
-	// transaction so that no record names an undeclared stream.
-	if err := w.commitLocked(); err != nil {
-		return err
-	}
 	w.meta.Streams = append(w.meta.Streams, s)
 	w.streamIDs[s.Name] = uint16(len(w.meta.Streams) - 1)
 	meta := w.meta
-	meta.Segment = w.seg
+	meta.Segment = w.appendSeg
 	mj, err := json.Marshal(&meta)
 	if err != nil {
 		return err
 	}
-	err = w.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyMeta, mj) })
-	if err != nil {
-		return w.fail(fmt.Errorf("store: %s: writing metadata: %w", segName(w.seg), err))
-	}
+	// Records appended so far go first, then the new metadata.
+	j := w.detachLocked(false, false)
+	j.meta = mj
+	w.enqueueLocked(j)
 	return nil
 }
 
 // Append assigns b the next sequence number (b.Seq) and adds it to the
-// recording. It is committed at the next flush (immediately under
+// recording. It is committed at the next flush (before Append returns under
 // SyncAlways). Append does not keep b or its events.
 func (w *Writer) Append(b *Batch) error {
 	w.mu.Lock()
@@ -404,31 +436,104 @@ func (w *Writer) added(start int, minT, maxT int64) {
 	w.group.maxT = max(w.group.maxT, maxT)
 }
 
+// chunkBytes estimates the file bytes of n log bytes (two chunks a page).
+func chunkBytes(n int) int64 {
+	return int64((n+chunkData-1)/chunkData) * pageSize / 2
+}
+
 func (w *Writer) afterAppend() error {
-	if w.opts.Sync == SyncAlways || len(w.pending) >= w.opts.FlushBytes ||
-		w.segSize+int64(len(w.pending)) >= w.opts.MaxSegmentBytes {
-		return w.commitLocked()
+	switch {
+	case w.opts.Sync == SyncAlways:
+		j := w.detachLocked(false, false)
+		j.done = make(chan error, 1)
+		w.enqueueLocked(j)
+		w.mu.Unlock()
+		err := <-j.done
+		w.mu.Lock()
+		return err
+	case len(w.pending) >= w.opts.FlushBytes || w.segBytes+chunkBytes(len(w.pending)) >= w.opts.MaxSegmentBytes:
+		// Backpressure: one buffer committing, one waiting at most.
+		for len(w.queue) > 0 && w.err == nil {
+			w.cond.Wait()
+		}
+		if w.err != nil {
+			return w.err
+		}
+		w.enqueueLocked(w.detachLocked(false, false))
 	}
 	return nil
 }
 
-// Flush commits everything appended so far and makes it durable (also
-// under SyncNever).
-func (w *Writer) Flush() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.err != nil {
-		return w.err
-	}
-	if err := w.commitLocked(); err != nil {
-		return err
-	}
-	if w.opts.Sync == SyncNever {
-		if err := w.db.Sync(); err != nil {
-			return w.fail(fmt.Errorf("store: %s: sync: %w", segName(w.seg), err))
+// detachLocked hands the pending records to a job, assigning their chunk
+// numbers and index positions, and decides rotation: the job closes the
+// segment (and opens the next unless closing) when the segment is full,
+// too old, or closing is set.
+func (w *Writer) detachLocked(closing, tick bool) *job {
+	j := &job{}
+	if len(w.starts) > 0 {
+		n := (len(w.pending) + chunkData - 1) / chunkData
+		groups := append(w.groups, w.group)
+		for i := range groups {
+			g := &groups[i]
+			if g.rel {
+				g.chunk = w.nextChunk + uint64(g.off)/chunkData
+				g.off %= chunkData
+				g.rel = false
+			}
+		}
+		w.group = groups[len(groups)-1]
+		j.groups = append([]indexEntry(nil), groups...)
+		j.data, j.starts = w.pending, w.starts
+		j.firstChunk = w.nextChunk
+		j.first, j.last = w.seq-uint64(len(w.starts))+1, w.seq
+		w.nextChunk += uint64(n)
+		w.segBytes += chunkBytes(len(w.pending))
+		w.groups = w.groups[:0]
+		w.pending, w.starts = nil, nil
+		if k := len(w.free); k > 0 {
+			w.pending, w.free = w.free[k-1][:0], w.free[:k-1]
 		}
 	}
-	return nil
+	full := w.segBytes >= w.opts.MaxSegmentBytes
+	old := tick && w.opts.MaxSegmentAge > 0 && time.Since(w.segOpened) >= w.opts.MaxSegmentAge && w.summary.Records > 0
+	if closing || full || old {
+		sum := w.summary
+		j.closeSeg = &sum
+		j.openNext = !closing
+		if !closing {
+			w.appendSeg++
+			w.resetAppendSegment()
+		}
+	}
+	return j
+}
+
+// enqueueLocked queues j for the committer (if there is anything to do).
+func (w *Writer) enqueueLocked(j *job) {
+	if j.data == nil && j.meta == nil && j.closeSeg == nil && j.done == nil && !j.sync {
+		return
+	}
+	w.queue = append(w.queue, j)
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Flush commits everything appended so far and makes it durable (also
+// under SyncNever), and returns when that is done.
+func (w *Writer) Flush() error {
+	w.mu.Lock()
+	if w.err != nil {
+		defer w.mu.Unlock()
+		return w.err
+	}
+	j := w.detachLocked(false, false)
+	j.sync = true
+	j.done = make(chan error, 1)
+	w.enqueueLocked(j)
+	w.mu.Unlock()
+	return <-j.done
 }
 
 // Committed returns the sequence number of the last committed record: every
@@ -436,62 +541,154 @@ func (w *Writer) Flush() error {
 // the machine).
 func (w *Writer) Committed() uint64 { return w.committed.Load() }
 
-// Segment returns the index of the open segment.
+// Segment returns the index of the segment that new records go to.
 func (w *Writer) Segment() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.seg
+	return w.appendSeg
 }
 
 // Err returns the error that stopped the writer, if any.
 func (w *Writer) Err() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.err
-}
-
-func (w *Writer) fail(err error) error {
-	if w.err == nil {
-		w.err = err
+	if w.err == errClosed {
+		return nil
 	}
 	return w.err
 }
 
-// commitLocked writes the pending records in one transaction, then rotates
-// the segment if it is full or old.
-func (w *Writer) commitLocked() error {
-	if len(w.starts) == 0 {
-		return w.maybeRotate()
+// committer runs the jobs in order, and detaches the pending buffer every
+// FlushInterval.
+func (w *Writer) committer() {
+	defer w.wg.Done()
+	t := time.NewTicker(w.opts.FlushInterval)
+	defer t.Stop()
+	for {
+		w.mu.Lock()
+		if len(w.queue) == 0 {
+			stop := w.stopping
+			w.mu.Unlock()
+			if stop {
+				return
+			}
+			select {
+			case <-w.wake:
+			case <-t.C:
+				w.mu.Lock()
+				if w.err == nil && !w.stopping {
+					w.enqueueLocked(w.detachLocked(false, true))
+				}
+				w.mu.Unlock()
+			}
+			continue
+		}
+		j := w.queue[0]
+		w.queue = w.queue[1:]
+		w.mu.Unlock()
+
+		err := w.runJob(j)
+
+		w.mu.Lock()
+		if err != nil && w.err == nil {
+			w.err = err
+		}
+		if err == nil {
+			err = w.err
+			if err == errClosed {
+				err = nil
+			}
+		}
+		if j.data != nil && len(w.free) < 2 {
+			w.free = append(w.free, j.data[:0])
+		}
+		w.cond.Broadcast()
+		w.mu.Unlock()
+		if j.done != nil {
+			j.done <- err
+		}
 	}
+}
+
+// runJob commits a job's records and does what else it asks. After a
+// failure only closing the database is left.
+func (w *Writer) runJob(j *job) error {
+	if w.cerr != nil {
+		if j.closeSeg != nil && !j.openNext && w.db != nil {
+			w.db.Close()
+			w.db = nil
+		}
+		return w.cerr
+	}
+	fail := func(err error) error {
+		w.cerr = err
+		if j.closeSeg != nil && !j.openNext && w.db != nil {
+			w.db.Close()
+			w.db = nil
+		}
+		return err
+	}
+	if j.data != nil {
+		if err := w.commit(j); err != nil {
+			return fail(err)
+		}
+	}
+	if j.meta != nil {
+		err := w.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyMeta, j.meta) })
+		if err != nil {
+			return fail(fmt.Errorf("store: %s: writing metadata: %w", segName(w.seg), err))
+		}
+	}
+	if j.sync && w.opts.Sync == SyncNever {
+		if err := w.db.Sync(); err != nil {
+			return fail(fmt.Errorf("store: %s: sync: %w", segName(w.seg), err))
+		}
+	}
+	if j.closeSeg != nil {
+		if err := w.closeSegment(*j.closeSeg); err != nil {
+			return fail(err)
+		}
+		if j.openNext {
+			if err := w.retain(); err != nil {
+				return fail(err)
+			}
+			if err := w.openSegment(w.seg + 1); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	return nil
+}
+
+// commit writes a job's records in one transaction.
+func (w *Writer) commit(j *job) error {
 	name := segName(w.seg)
-	first := w.seq - uint64(len(w.starts)) + 1
 	// A vanished directory does not stop writes to the open file: notice it.
 	if fi, err := os.Stat(w.segPath); err != nil || !os.SameFile(fi, w.segFile) {
 		if _, derr := os.Stat(w.dir); derr != nil {
-			return w.fail(fmt.Errorf("store: recording directory %s vanished (%v); records %d-%d not committed", w.dir, derr, first, w.seq))
+			return fmt.Errorf("store: recording directory %s vanished (%v); records %d-%d not committed", w.dir, derr, j.first, j.last)
 		}
-		return w.fail(fmt.Errorf("store: %s: file %s vanished or was replaced; records %d-%d not committed", name, w.segPath, first, w.seq))
+		return fmt.Errorf("store: %s: file %s vanished or was replaced; records %d-%d not committed", name, w.segPath, j.first, j.last)
 	}
 	// Lay out the chunks: keys and values must stay valid until the commit.
-	n := (len(w.pending) + chunkData - 1) / chunkData
+	n := (len(j.data) + chunkData - 1) / chunkData
 	w.keybuf = w.keybuf[:0]
 	w.valbuf = w.valbuf[:0]
 	si := 0
 	for c := 0; c < n; c++ {
 		lo := c * chunkData
-		hi := min(lo+chunkData, len(w.pending))
-		for si < len(w.starts) && w.starts[si] < lo {
+		hi := min(lo+chunkData, len(j.data))
+		for si < len(j.starts) && j.starts[si] < lo {
 			si++
 		}
 		first := uint32(noStart)
-		if si < len(w.starts) && w.starts[si] < hi {
-			first = uint32(w.starts[si] - lo)
+		if si < len(j.starts) && j.starts[si] < hi {
+			first = uint32(j.starts[si] - lo)
 		}
-		w.keybuf = binary.BigEndian.AppendUint64(w.keybuf, w.nextChunk+uint64(c))
+		w.keybuf = binary.BigEndian.AppendUint64(w.keybuf, j.firstChunk+uint64(c))
 		w.valbuf = binary.LittleEndian.AppendUint32(w.valbuf, first)
-		w.valbuf = append(w.valbuf, w.pending[lo:hi]...)
+		w.valbuf = append(w.valbuf, j.data[lo:hi]...)
 	}
-	groups := append(w.groups, w.group)
 	var size int64
 	err := w.db.Update(func(tx *bolt.Tx) error {
 		lb := tx.Bucket(bucketLog)
@@ -506,13 +703,8 @@ func (w *Writer) commitLocked() error {
 			}
 			v = v[l:]
 		}
-		for i := range groups {
-			g := &groups[i]
-			if g.rel { // offset in pending: make it absolute
-				g.chunk = w.nextChunk + uint64(g.off)/chunkData
-				g.off = g.off % chunkData
-				g.rel = false
-			}
+		for i := range j.groups {
+			g := &j.groups[i]
 			if err := ib.Put(u64key(g.seq), g.value(make([]byte, 0, indexValueSize))); err != nil {
 				return err
 			}
@@ -521,53 +713,24 @@ func (w *Writer) commitLocked() error {
 		return nil
 	})
 	if err != nil {
-		return w.fail(fmt.Errorf("store: %s: committing records %d-%d: %w", name, first, w.seq, err))
+		return fmt.Errorf("store: %s: committing records %d-%d: %w", name, j.first, j.last, err)
 	}
-	w.group = groups[len(groups)-1]
-	w.nextChunk += uint64(n)
 	w.segSize = size
-	w.committed.Store(w.seq)
-	w.pending = w.pending[:0]
-	w.starts = w.starts[:0]
-	w.groups = w.groups[:0]
-	if cap(w.pending) > 2*w.opts.FlushBytes+(1<<20) { // after a huge batch
-		w.pending, w.valbuf, w.scratch = nil, nil, nil
-	}
-	return w.maybeRotate()
-}
-
-func (w *Writer) maybeRotate() error {
-	full := w.segSize >= w.opts.MaxSegmentBytes
-	old := w.opts.MaxSegmentAge > 0 && time.Since(w.segOpened) >= w.opts.MaxSegmentAge && w.summary.Records > 0
-	if !full && !old {
-		return nil
-	}
-	return w.rotate()
-}
-
-// rotate closes the open segment (nothing is pending), applies retention
-// and opens the next segment.
-func (w *Writer) rotate() error {
-	if err := w.closeSegment(); err != nil {
-		return err
-	}
-	if err := w.retain(); err != nil {
-		return err
-	}
-	if err := w.openSegment(w.seg + 1); err != nil {
-		return w.fail(err)
+	w.committed.Store(j.last)
+	if cap(w.valbuf) > 2*w.opts.FlushBytes+(1<<20) { // after a huge batch
+		w.valbuf = nil
 	}
 	return nil
 }
 
 // closeSegment writes the summary, syncs and closes the open segment and
-// trims its file to the used size.
-func (w *Writer) closeSegment() error {
+// trims its file to the used size. Committer only.
+func (w *Writer) closeSegment(sum SegmentSummary) error {
 	name := segName(w.seg)
-	w.summary.Closed = time.Now()
-	sj, err := json.Marshal(&w.summary)
+	sum.Closed = time.Now()
+	sj, err := json.Marshal(&sum)
 	if err != nil {
-		return w.fail(err)
+		return err
 	}
 	var size int64
 	err = w.db.Update(func(tx *bolt.Tx) error {
@@ -580,13 +743,13 @@ func (w *Writer) closeSegment() error {
 	if err != nil {
 		w.db.Close()
 		w.db = nil
-		return w.fail(fmt.Errorf("store: %s: closing: %w", name, err))
+		return fmt.Errorf("store: %s: closing: %w", name, err)
 	}
 	// The summary transaction may have grown the file by a page or two.
 	_ = w.db.View(func(tx *bolt.Tx) error { size = tx.Size(); return nil })
 	if err := w.db.Close(); err != nil {
 		w.db = nil
-		return w.fail(fmt.Errorf("store: %s: closing: %w", name, err))
+		return fmt.Errorf("store: %s: closing: %w", name, err)
 	}
 	w.db = nil
 	if f, err := os.OpenFile(w.segPath, os.O_WRONLY, 0); err == nil {
@@ -597,11 +760,12 @@ func (w *Writer) closeSegment() error {
 		}
 		f.Close()
 	}
-	w.closed = append(w.closed, closedSeg{index: w.seg, path: w.segPath, size: size, summary: w.summary})
+	w.closed = append(w.closed, closedSeg{index: w.seg, path: w.segPath, size: size, summary: sum})
 	return nil
 }
 
 // retain deletes the oldest closed segments beyond KeepSegments/KeepBytes.
+// Committer only.
 func (w *Writer) retain() error {
 	var total int64
 	for _, c := range w.closed {
@@ -613,7 +777,7 @@ func (w *Writer) retain() error {
 			(w.opts.KeepBytes > 0 && total > w.opts.KeepBytes)) {
 		c := w.closed[0]
 		if err := os.Remove(c.path); err != nil && !os.IsNotExist(err) {
-			return w.fail(fmt.Errorf("store: retention: removing %s: %w", segName(c.index), err))
+			return fmt.Errorf("store: retention: removing %s: %w", segName(c.index), err)
 		}
 		removed = true
 		total -= c.size
@@ -640,30 +804,10 @@ func (w *Writer) retain() error {
 	}
 	if removed {
 		if err := syncDir(w.dir); err != nil {
-			return w.fail(fmt.Errorf("store: retention: syncing directory: %w", err))
+			return fmt.Errorf("store: retention: syncing directory: %w", err)
 		}
 	}
 	return nil
-}
-
-// flusher commits pending records every FlushInterval and rotates old
-// segments.
-func (w *Writer) flusher() {
-	defer w.wg.Done()
-	t := time.NewTicker(w.opts.FlushInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-w.done:
-			return
-		case <-t.C:
-			w.mu.Lock()
-			if w.err == nil && w.db != nil {
-				_ = w.commitLocked()
-			}
-			w.mu.Unlock()
-		}
-	}
 }
 
 // Close commits what is pending, closes the open segment with its summary
@@ -671,37 +815,36 @@ func (w *Writer) flusher() {
 // any; what was committed before stays readable.
 func (w *Writer) Close() error {
 	w.mu.Lock()
-	if w.isClose {
+	if w.stopping {
 		defer w.mu.Unlock()
 		if w.err == errClosed {
 			return nil
 		}
 		return w.err
 	}
-	w.isClose = true
-	close(w.done)
+	w.stopping = true
+	j := w.detachLocked(true, false)
+	j.done = make(chan error, 1)
+	w.enqueueLocked(j)
 	w.mu.Unlock()
+	err := <-j.done
 	w.wg.Wait()
-
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.err == nil {
-		if err := w.commitLocked(); err == nil && w.db != nil {
-			_ = w.closeSegment()
-		}
-	}
 	if w.db != nil {
 		w.db.Close()
 		w.db = nil
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.err == nil {
 		w.err = errClosed
-		return nil
 	}
 	if w.err == errClosed {
 		return nil
 	}
-	return w.err
+	if err == nil {
+		err = w.err
+	}
+	return err
 }
 
 var errClosed = errors.New("store: writer is closed")
