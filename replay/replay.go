@@ -14,7 +14,8 @@
 //	stats, err := r.Run(ctx)
 //
 // Built-in tracers replay through their own decoder (the Decode that runs
-// live) with HandleDecoded.
+// live) with HandleDecoded; this is why the package also imports the tracers'
+// registry (bpf/tracers), whose tracers need no privileges to decode.
 //
 // # Ownership
 //
@@ -40,6 +41,19 @@
 // *DamageError naming its segment and batch (OnDamage Stop, the default), or
 // is skipped, counted and reported (Continue); the intact batches after it are
 // replayed either way.
+//
+// # Following a recording being written
+//
+// With Options.Follow, Run replays what is committed and then polls the
+// directory (every PollInterval, only when a segment file changed) for more,
+// until its context ends. The store's Reader skips the segment its writer holds
+// locked; store.OpenLive reads it through a copy of its last commit, checked
+// consistent against bbolt's meta pages, in ScratchDir. Each pass starts at the
+// segment the previous one ended in and skips what was already delivered by
+// sequence number, so every batch is delivered once, in recorded order. Each
+// pass copies the open segment (at most MaxSegmentBytes of the writer), so a
+// pass costs up to one segment copy: new data appears at the writer's flush
+// interval anyway.
 package replay
 
 import (
