@@ -492,14 +492,22 @@ func (s *Summary) WriteText(w io.Writer) error {
 		}
 		tw.Flush()
 	}
-	b.WriteString("\nloss per stream\n")
+	b.WriteString("\nloss per stream (time since the first event)\n")
 	if len(s.Loss) == 0 {
 		b.WriteString("  none: every event emitted was recorded\n")
 	}
 	for _, l := range s.Loss {
 		fmt.Fprintf(&b, "  %s: %d lost (kernel %d, ring buffer %d, user space %d)\n", l.Stream, l.Total(), l.KernelLost, l.RingbufDropped, l.UserDropped)
+		width := time.Duration(0)
+		if len(l.Series) > 1 {
+			width = l.Series[1].Start.Sub(l.Series[0].Start)
+		}
 		for _, bk := range l.Series {
-			fmt.Fprintf(tw, "    %s\t%d\n", bk.Start.Format("15:04:05.000"), bk.Lost)
+			if bk.Lost == 0 {
+				continue
+			}
+			from := bk.Start.Sub(s.From)
+			fmt.Fprintf(tw, "    +%s .. +%s\t%d\n", from, from+width, bk.Lost)
 		}
 		tw.Flush()
 	}
