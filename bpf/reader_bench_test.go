@@ -54,9 +54,11 @@ func storm(emit func(int)) (stop func()) {
 	return func() { quit.Store(true); wg.Wait() }
 }
 
-// readCounted runs start until handled() reaches n, and returns how many
-// events were handled, in how long, with how many heap allocations.
-func readCounted(b *testing.B, n int64, start func(context.Context) error, handled *atomic.Int64, reached chan struct{}) (events int64, elapsed time.Duration, mallocs uint64) {
+// readCounted runs start until h has handled its n events, and returns how
+// many events were handled, in how long (from before the goroutine running
+// start is created to the handler call that reached n, as the bare loops
+// are timed), with how many heap allocations.
+func readCounted(b *testing.B, start func(context.Context) error, h *countingHandler) (events int64, elapsed time.Duration, mallocs uint64) {
 	b.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var ms runtime.MemStats
@@ -65,9 +67,9 @@ func readCounted(b *testing.B, n int64, start func(context.Context) error, handl
 	t0 := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- start(ctx) }()
-	<-reached
-	elapsed = time.Since(t0)
-	events = handled.Load()
+	<-h.reached
+	elapsed = h.end.Sub(t0)
+	events = h.handled.Load()
 	runtime.ReadMemStats(&ms)
 	mallocs = ms.Mallocs - before
 	cancel()
@@ -83,6 +85,7 @@ type countingHandler struct {
 	handled atomic.Int64
 	reached chan struct{}
 	once    sync.Once
+	end     time.Time // when n events were handled
 }
 
 func newCountingHandler(n int64) *countingHandler {
@@ -91,7 +94,10 @@ func newCountingHandler(n int64) *countingHandler {
 
 func (h *countingHandler) add(k int) {
 	if h.handled.Add(int64(k)) >= h.n {
-		h.once.Do(func() { close(h.reached) })
+		h.once.Do(func() {
+			h.end = time.Now()
+			close(h.reached)
+		})
 	}
 }
 
@@ -105,12 +111,11 @@ func (h *countingHandler) perf(_ context.Context, evs []PerfbufEvent) error {
 	return nil
 }
 
-func bareRingbuf(b *testing.B, rd *ringbuf.Reader, n int64) (int64, time.Duration) {
+func bareRingbuf(b *testing.B, rd *ringbuf.Reader, n int64) (int64, time.Time) {
 	b.Helper()
 	var rec ringbuf.Record
 	var got int64
-	t0 := time.Now()
-	rd.SetDeadline(t0.Add(benchFlush))
+	rd.SetDeadline(time.Now().Add(benchFlush))
 	for got < n {
 		err := rd.ReadInto(&rec)
 		switch {
@@ -122,15 +127,14 @@ func bareRingbuf(b *testing.B, rd *ringbuf.Reader, n int64) (int64, time.Duratio
 			b.Fatal(err)
 		}
 	}
-	return got, time.Since(t0)
+	return got, time.Now()
 }
 
-func barePerf(b *testing.B, rd *perf.Reader, n int64) (int64, time.Duration) {
+func barePerf(b *testing.B, rd *perf.Reader, n int64) (int64, time.Time) {
 	b.Helper()
 	var rec perf.Record
 	var got int64
-	t0 := time.Now()
-	rd.SetDeadline(t0.Add(benchFlush))
+	rd.SetDeadline(time.Now().Add(benchFlush))
 	for got < n {
 		err := rd.ReadInto(&rec)
 		switch {
@@ -144,7 +148,7 @@ func barePerf(b *testing.B, rd *perf.Reader, n int64) (int64, time.Duration) {
 			b.Fatal(err)
 		}
 	}
-	return got, time.Since(t0)
+	return got, time.Now()
 }
 
 type benchResult struct {
@@ -171,21 +175,23 @@ const liveRounds = 16
 // first waits for a wakeup or its deadline, which must not dominate.
 const liveRoundEvents = 32 << 10
 
-func liveBench(b *testing.B, bare func(n int64) (int64, time.Duration), reader func(n int64) (int64, time.Duration, uint64)) {
+func liveBench(b *testing.B, bare func(n int64) (int64, time.Time), reader func(n int64) (int64, time.Duration, uint64)) {
 	b.Helper()
 	var res benchResult
 	per := max(int64(b.N)/liveRounds, liveRoundEvents)
 	runBare := func() {
-		// On a fresh goroutine, as the reader's Start.
+		// On a fresh goroutine, as the reader's Start, timed the same way:
+		// from before the goroutine starts to the last event.
 		var (
 			got int64
-			d   time.Duration
+			end time.Time
 			wg  sync.WaitGroup
 		)
-		wg.Go(func() { got, d = bare(per) })
+		t0 := time.Now()
+		wg.Go(func() { got, end = bare(per) })
 		wg.Wait()
 		res.bareEvents += got
-		res.bareTime += d
+		res.bareTime += end.Sub(t0)
 	}
 	runReader := func() {
 		got, d, m := reader(per)
@@ -212,7 +218,7 @@ func BenchmarkRingbufReaderLive(b *testing.B) {
 	p := loadTestProg(b, progOpts{wakeupEvery: 256, rbSize: liveRingSize})
 	stop := storm(emitRingbuf)
 	defer stop()
-	liveBench(b, func(n int64) (int64, time.Duration) {
+	liveBench(b, func(n int64) (int64, time.Time) {
 		rd, err := ringbuf.NewReader(p.rb)
 		if err != nil {
 			b.Fatal(err)
@@ -225,7 +231,7 @@ func BenchmarkRingbufReaderLive(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		return readCounted(b, n, r.Start, &h.handled, h.reached)
+		return readCounted(b, r.Start, h)
 	})
 }
 
@@ -233,7 +239,7 @@ func BenchmarkPerfbufReaderLive(b *testing.B) {
 	p := loadTestProg(b, progOpts{})
 	stop := storm(emitPerf)
 	defer stop()
-	liveBench(b, func(n int64) (int64, time.Duration) {
+	liveBench(b, func(n int64) (int64, time.Time) {
 		rd, err := perf.NewReaderWithOptions(p.perf, perfLiveBuf, perf.ReaderOptions{Watermark: perfWatermark})
 		if err != nil {
 			b.Fatal(err)
@@ -247,7 +253,7 @@ func BenchmarkPerfbufReaderLive(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		return readCounted(b, n, r.Start, &h.handled, h.reached)
+		return readCounted(b, r.Start, h)
 	})
 }
 
@@ -265,17 +271,18 @@ const drainCycles = 4
 // alternating which goes first. prepareBare and prepareReader fill the
 // buffer (and create what reads it) on the benchmark goroutine; the
 // functions they return drain it, on a fresh goroutine for both.
-func drainBench(b *testing.B, prepareBare func(k int64) func() (int64, time.Duration), prepareReader func(k int64) func() (int64, time.Duration, uint64)) {
+func drainBench(b *testing.B, prepareBare func(k int64) func() (int64, time.Time), prepareReader func(k int64) func() (int64, time.Duration, uint64)) {
 	b.Helper()
 	var res benchResult
 	k := int64(drainChunk)
 	runBare := func() {
 		drain := prepareBare(k)
 		var wg sync.WaitGroup
+		t0 := time.Now()
 		wg.Go(func() {
-			got, d := drain()
+			got, end := drain()
 			res.bareEvents += got
-			res.bareTime += d
+			res.bareTime += end.Sub(t0)
 		})
 		wg.Wait()
 	}
@@ -306,13 +313,13 @@ func BenchmarkRingbufReaderDrain(b *testing.B) {
 			forceHandoff = mode == "handoff"
 			defer func() { forceHandoff = false }()
 			p := loadTestProg(b, progOpts{wakeupEvery: 256, rbSize: drainRingSize})
-			drainBench(b, func(k int64) func() (int64, time.Duration) {
+			drainBench(b, func(k int64) func() (int64, time.Time) {
 				emitRingbuf(int(k))
 				rd, err := ringbuf.NewReader(p.rb)
 				if err != nil {
 					b.Fatal(err)
 				}
-				return func() (int64, time.Duration) {
+				return func() (int64, time.Time) {
 					defer rd.Close()
 					return bareRingbuf(b, rd, k)
 				}
@@ -324,7 +331,7 @@ func BenchmarkRingbufReaderDrain(b *testing.B) {
 					b.Fatal(err)
 				}
 				return func() (int64, time.Duration, uint64) {
-					return readCounted(b, k, r.Start, &h.handled, h.reached)
+					return readCounted(b, r.Start, h)
 				}
 			})
 		})
@@ -339,13 +346,13 @@ func BenchmarkPerfbufReaderDrain(b *testing.B) {
 			p := loadTestProg(b, progOpts{})
 			unpin := pinToOneCPU(b) // every sample in one per-CPU buffer
 			defer unpin()
-			drainBench(b, func(k int64) func() (int64, time.Duration) {
+			drainBench(b, func(k int64) func() (int64, time.Time) {
 				rd, err := perf.NewReaderWithOptions(p.perf, perfDrainBuf, perf.ReaderOptions{Watermark: perfDrainBuf / 2})
 				if err != nil {
 					b.Fatal(err)
 				}
 				emitPerf(int(k))
-				return func() (int64, time.Duration) {
+				return func() (int64, time.Time) {
 					defer rd.Close()
 					return barePerf(b, rd, k)
 				}
@@ -358,7 +365,7 @@ func BenchmarkPerfbufReaderDrain(b *testing.B) {
 				}
 				emitPerf(int(k))
 				return func() (int64, time.Duration, uint64) {
-					return readCounted(b, k, r.Start, &h.handled, h.reached)
+					return readCounted(b, r.Start, h)
 				}
 			})
 		})
