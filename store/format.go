@@ -177,6 +177,26 @@ func appendBatchRecord(dst, scratch []byte, b *Batch, stream uint16, compress bo
 	return out, body, st, nil
 }
 
+// compressRecord appends rec to dst, its body zstd-compressed when it is a
+// batch worth it (rec is a whole, valid record made by appendBatchRecord).
+func compressRecord(dst, rec []byte) []byte {
+	if len(rec) < headerSize+compressMin || rec[8] != recBatch || rec[9]&flagZstd != 0 {
+		return append(dst, rec...)
+	}
+	start := len(dst)
+	dst = append(dst, rec[:headerSize]...)
+	body := rec[headerSize:]
+	dst = encoderZstd().EncodeAll(body, dst)
+	if len(dst)-start-headerSize >= len(body)-len(body)/16 {
+		return append(dst[:start], rec...) // not worth it
+	}
+	r := dst[start:]
+	r[9] |= flagZstd
+	binary.LittleEndian.PutUint32(r[0:], uint32(len(r)))
+	binary.LittleEndian.PutUint32(r[4:], crc32.Checksum(r[8:], castagnoli))
+	return dst
+}
+
 // appendLossRecord appends the record of a loss point to dst.
 func appendLossRecord(dst []byte, p *LossPoint, stream uint16) []byte {
 	var body [4 * binary.MaxVarintLen64]byte

@@ -83,13 +83,33 @@ func TestRoundTripSegments(t *testing.T) {
 
 func TestRoundTripCompressed(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "rec")
-	want := writeRecording(t, dir, 500, WriterOptions{Compress: true})
+	want := writeRecording(t, dir, 3000, WriterOptions{Compress: true, MaxSegmentBytes: 256 << 10, FlushBytes: 128 << 10, Sync: SyncNever})
+	segs, _ := listSegments(dir)
+	if len(segs) < 3 {
+		t.Fatalf("only %d segments", len(segs))
+	}
 	got := readAll(t, dir, ReaderOptions{})
 	if len(got) != len(want) {
 		t.Fatalf("read %d batches, wrote %d", len(got), len(want))
 	}
 	for i := range got {
 		batchesEqual(t, got[i], want[i])
+	}
+	r, err := Open(dir, ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, i := range []int{2500, 10, 1499} {
+		r.Seek(want[i].Events[len(want[i].Events)-1].Timestamp)
+		b, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		batchesEqual(t, b, want[i])
+	}
+	if rep, err := Verify(dir); err != nil || !rep.OK() {
+		t.Fatalf("verify: %v %v", err, rep.Problems)
 	}
 }
 

@@ -140,7 +140,7 @@ type Writer struct {
 	groups    []indexEntry // index groups completed in pending
 	group     indexEntry   // the current index group (seq 0: none yet)
 	groupLen  int          // log bytes in the current group
-	nextChunk uint64       // chunk number of the next buffer in appendSeg
+	ratio     float64      // stored/raw bytes of the last commit (compression)
 	appendSeg int          // the segment new records go to
 	segBytes  int64        // estimated size of appendSeg
 	segOpened time.Time    // when appendSeg started
@@ -155,27 +155,30 @@ type Writer struct {
 	wg        sync.WaitGroup
 
 	// Commit side: the committer goroutine only (and Create before it runs).
-	db      *bolt.DB
-	seg     int // index of the open segment
-	segPath string
-	segFile os.FileInfo
-	segSize int64 // bytes used in the open segment after the last commit
-	valbuf  []byte
-	keybuf  []byte
-	closed  []closedSeg
-	deleted *Deleted
-	cerr    error // commit side failed: only closing is left
+	db        *bolt.DB
+	seg       int // index of the open segment
+	segPath   string
+	segFile   os.FileInfo
+	segSize   int64 // bytes used in the open segment after the last commit
+	nextChunk uint64
+	cgroup    indexEntry // the last index group placed in the open segment
+	zbuf      []byte     // records after compression
+	zstarts   []int
+	valbuf    []byte
+	keybuf    []byte
+	closed    []closedSeg
+	deleted   *Deleted
+	cerr      error // commit side failed: only closing is left
 }
 
 // job is a unit of work for the committer, in append order.
 type job struct {
-	data        []byte // records, laid out from chunk firstChunk on
+	data        []byte // records, uncompressed
 	starts      []int
-	groups      []indexEntry // index entries to write (absolute)
-	firstChunk  uint64
-	first, last uint64 // sequence range of data
-	meta        []byte // new metadata JSON to write, if any
-	sync        bool   // sync even under SyncNever (Flush)
+	groups      []indexEntry // index groups: rel ones start at record off
+	first, last uint64       // sequence range of data
+	meta        []byte       // new metadata JSON to write, if any
+	sync        bool         // sync even under SyncNever (Flush)
 	closeSeg    *SegmentSummary
 	openNext    bool // after closing, open the next segment
 	done        chan error
@@ -318,13 +321,14 @@ func (w *Writer) openSegment(index int) error {
 	}
 	w.db, w.seg, w.segPath, w.segFile = db, index, path, fi
 	w.segSize = size
+	w.nextChunk = 0
+	w.cgroup = indexEntry{}
 	return nil
 }
 
 // resetAppendSegment starts the append-side state of a new segment.
 func (w *Writer) resetAppendSegment() {
 	w.summary = SegmentSummary{}
-	w.nextChunk = 0
 	w.segBytes = 4 * pageSize
 	w.segOpened = time.Now()
 	w.groupLen = indexEvery // the first record starts a group
@@ -388,7 +392,7 @@ func (w *Writer) Append(b *Batch) error {
 	start := len(w.pending)
 	var st batchStats
 	var err error
-	w.pending, w.scratch, st, err = appendBatchRecord(w.pending, w.scratch, b, id, w.opts.Compress)
+	w.pending, w.scratch, st, err = appendBatchRecord(w.pending, w.scratch, b, id, false) // compressed by the committer
 	if err != nil {
 		w.pending = w.pending[:start]
 		b.Seq = 0
@@ -428,7 +432,8 @@ func (w *Writer) added(start int, minT, maxT int64) {
 		if w.group.seq != 0 {
 			w.groups = append(w.groups, w.group)
 		}
-		w.group = indexEntry{seq: w.seq, off: uint32(start), rel: true, minT: math.MaxInt64, maxT: math.MinInt64}
+		// off is the record's index in pending until the commit places it.
+		w.group = indexEntry{seq: w.seq, off: uint32(len(w.starts) - 1), rel: true, minT: math.MaxInt64, maxT: math.MinInt64}
 		w.groupLen = 0
 	}
 	w.groupLen += len(w.pending) - start
@@ -436,8 +441,12 @@ func (w *Writer) added(start int, minT, maxT int64) {
 	w.group.maxT = max(w.group.maxT, maxT)
 }
 
-// chunkBytes estimates the file bytes of n log bytes (two chunks a page).
-func chunkBytes(n int) int64 {
+// estimate estimates the file bytes that n pending bytes will take: two
+// chunks a page, after compression as good as at the last commit.
+func (w *Writer) estimate(n int) int64 {
+	if w.opts.Compress && w.ratio > 0 {
+		n = int(float64(n) * w.ratio)
+	}
 	return int64((n+chunkData-1)/chunkData) * pageSize / 2
 }
 
@@ -451,7 +460,7 @@ func (w *Writer) afterAppend() error {
 		err := <-j.done
 		w.mu.Lock()
 		return err
-	case len(w.pending) >= w.opts.FlushBytes || w.segBytes+chunkBytes(len(w.pending)) >= w.opts.MaxSegmentBytes:
+	case len(w.pending) >= w.opts.FlushBytes || w.segBytes+w.estimate(len(w.pending)) >= w.opts.MaxSegmentBytes:
 		// Backpressure: one buffer committing, one waiting at most.
 		for len(w.queue) > 0 && w.err == nil {
 			w.cond.Wait()
@@ -471,23 +480,11 @@ func (w *Writer) afterAppend() error {
 func (w *Writer) detachLocked(closing, tick bool) *job {
 	j := &job{}
 	if len(w.starts) > 0 {
-		n := (len(w.pending) + chunkData - 1) / chunkData
-		groups := append(w.groups, w.group)
-		for i := range groups {
-			g := &groups[i]
-			if g.rel {
-				g.chunk = w.nextChunk + uint64(g.off)/chunkData
-				g.off %= chunkData
-				g.rel = false
-			}
-		}
-		w.group = groups[len(groups)-1]
-		j.groups = append([]indexEntry(nil), groups...)
+		j.groups = append(append(j.groups, w.groups...), w.group)
+		w.group.rel = false // continues in later jobs, placed by this one
 		j.data, j.starts = w.pending, w.starts
-		j.firstChunk = w.nextChunk
 		j.first, j.last = w.seq-uint64(len(w.starts))+1, w.seq
-		w.nextChunk += uint64(n)
-		w.segBytes += chunkBytes(len(w.pending))
+		w.segBytes += w.estimate(len(w.pending))
 		w.groups = w.groups[:0]
 		w.pending, w.starts = nil, nil
 		if k := len(w.free); k > 0 {
@@ -670,24 +667,54 @@ func (w *Writer) commit(j *job) error {
 		}
 		return fmt.Errorf("store: %s: file %s vanished or was replaced; records %d-%d not committed", name, w.segPath, j.first, j.last)
 	}
+	data, starts := j.data, j.starts
+	if w.opts.Compress {
+		// Compress here, off the caller's path: Append only encodes.
+		w.zbuf, w.zstarts = w.zbuf[:0], w.zstarts[:0]
+		for i, st := range starts {
+			end := len(data)
+			if i+1 < len(starts) {
+				end = starts[i+1]
+			}
+			w.zstarts = append(w.zstarts, len(w.zbuf))
+			w.zbuf = compressRecord(w.zbuf, data[st:end])
+		}
+		data, starts = w.zbuf, w.zstarts
+	}
+	// Place the index groups.
+	groups := j.groups[:0:0]
+	for _, g := range j.groups {
+		if g.rel {
+			pos := starts[g.off]
+			g.chunk = w.nextChunk + uint64(pos)/chunkData
+			g.off = uint32(pos % chunkData)
+			g.rel = false
+		} else if g.seq == w.cgroup.seq {
+			g.chunk, g.off = w.cgroup.chunk, w.cgroup.off
+		} else {
+			continue // started in an earlier segment
+		}
+		w.cgroup = g
+		groups = append(groups, g)
+	}
 	// Lay out the chunks: keys and values must stay valid until the commit.
-	n := (len(j.data) + chunkData - 1) / chunkData
+	n := (len(data) + chunkData - 1) / chunkData
 	w.keybuf = w.keybuf[:0]
 	w.valbuf = w.valbuf[:0]
 	si := 0
 	for c := 0; c < n; c++ {
 		lo := c * chunkData
-		hi := min(lo+chunkData, len(j.data))
-		for si < len(j.starts) && j.starts[si] < lo {
+		hi := min(lo+chunkData, len(data))
+		for si < len(starts) && starts[si] < lo {
 			si++
 		}
 		first := uint32(noStart)
-		if si < len(j.starts) && j.starts[si] < hi {
-			first = uint32(j.starts[si] - lo)
+		if si < len(starts) && starts[si] < hi {
+			first = uint32(starts[si] - lo)
 		}
-		w.keybuf = binary.BigEndian.AppendUint64(w.keybuf, j.firstChunk+uint64(c))
+		w.keybuf = binary.BigEndian.AppendUint64(w.keybuf, w.nextChunk+uint64(c))
 		w.valbuf = binary.LittleEndian.AppendUint32(w.valbuf, first)
-		w.valbuf = append(w.valbuf, j.data[lo:hi]...)
+		w.valbuf = append(w.valbuf, data[lo:hi]...)
 	}
 	var size int64
 	err := w.db.Update(func(tx *bolt.Tx) error {
@@ -703,8 +730,8 @@ func (w *Writer) commit(j *job) error {
 			}
 			v = v[l:]
 		}
-		for i := range j.groups {
-			g := &j.groups[i]
+		for i := range groups {
+			g := &groups[i]
 			if err := ib.Put(u64key(g.seq), g.value(make([]byte, 0, indexValueSize))); err != nil {
 				return err
 			}
@@ -716,9 +743,15 @@ func (w *Writer) commit(j *job) error {
 		return fmt.Errorf("store: %s: committing records %d-%d: %w", name, j.first, j.last, err)
 	}
 	w.segSize = size
+	w.nextChunk += uint64(n)
 	w.committed.Store(j.last)
+	if w.opts.Compress {
+		w.mu.Lock()
+		w.ratio = float64(len(data)) / float64(len(j.data))
+		w.mu.Unlock()
+	}
 	if cap(w.valbuf) > 2*w.opts.FlushBytes+(1<<20) { // after a huge batch
-		w.valbuf = nil
+		w.valbuf, w.zbuf = nil, nil
 	}
 	return nil
 }
