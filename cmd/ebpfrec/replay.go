@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -81,6 +82,20 @@ func replayAction(c *cli.Context) error {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 
 	follow := c.Bool("follow")
+	if follow {
+		// replay --follow may start before the recorder: wait for its
+		// first segment.
+		for {
+			if segs, _ := filepath.Glob(filepath.Join(dir, "*.seg")); len(segs) > 0 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(replay.DefaultPollInterval):
+			}
+		}
+	}
 	opts := replay.Options{Speed: speed, Streams: streams, Follow: follow}
 	if c.Bool("stop-on-damage") {
 		opts.OnDamage = replay.Stop

@@ -251,13 +251,14 @@ func TestReplayFollow(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	wopts := store.WriterOptions{MaxSegmentBytes: 32 << 10, FlushInterval: time.Hour, Sync: store.SyncNever}
+	// The replay starts before the recording exists, and waits for it.
+	go func() { done <- app.RunContext(ctx, []string{"ebpfrec", "replay", "--follow", dir}) }()
 	replaytest.GenerateStep(t, dir, 120, wopts, func(i int, w *store.Writer, _ []string) {
 		switch {
 		case i == 0:
 			if err := w.Flush(); err != nil {
 				t.Fatal(err)
 			}
-			go func() { done <- app.RunContext(ctx, []string{"ebpfrec", "replay", "--follow", dir}) }()
 		case i == 60:
 			// Half written: wait until the replay shows the first batch
 			// of the segment being written.
