@@ -48,7 +48,10 @@ func (c *collector) ringbuf(_ context.Context, evs []RingbufEvent) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.batches = append(c.batches, len(evs))
-	for _, e := range evs {
+	for i, e := range evs {
+		if i > 0 && e.Timestamp.Before(evs[i-1].Timestamp) {
+			c.errs = append(c.errs, errors.New("timestamps go back within a batch"))
+		}
 		if len(e.Raw) != testEventSize {
 			c.errs = append(c.errs, errors.New("ring buffer event of unexpected size"))
 		}
