@@ -363,3 +363,14 @@ func TestFromOnly(t *testing.T) {
 	}
 	compareFingerprints(t, onlyBatches(c.fps), want[222:])
 }
+
+// TestExactCompressed: batches stored zstd-compressed replay exactly too.
+func TestExactCompressed(t *testing.T) {
+	dir := t.TempDir()
+	want := replaytest.Generate(t, dir, 200, store.WriterOptions{Compress: true, MaxSegmentBytes: 32 << 10})
+	c := newCollector(t, dir, Options{})
+	if _, err := c.r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	compareFingerprints(t, c.fps, want)
+}
