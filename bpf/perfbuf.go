@@ -45,6 +45,11 @@ type PerfbufStats struct {
 // later writes a record of how many; the reader adds it to EventsLost at
 // once and reports it in PerfbufEvent.Lost of the next sample read from that
 // CPU. Counts still pending when the reader stops are in EventsLost only.
+// The kernel writes that record only when it next has room in the CPU's
+// buffer for a sample, so a loss is reported with a delay, and a loss near
+// the end of a stream (no later sample on that CPU) is never reported: where
+// exact accounting matters, have the program count its failed
+// bpf_perf_event_output calls as well.
 //
 // Raw is the sample as the kernel stores it: bpf_perf_event_output pads it
 // to 8 bytes together with its 4-byte size header, so Raw can be up to 7
