@@ -209,6 +209,7 @@ type exporter struct {
 	moreWarnings              int
 
 	execEv exec.Event
+	execD  execDecoder
 	exitEv exit.Event
 	openEv open.Event
 	tcpEv  tcp.Event
@@ -453,6 +454,9 @@ func checkOutput(dir, out string, force bool) error {
 // install renames the finished temporary folder to out, replacing an
 // existing export (force) or empty folder.
 func install(tmp, out string, force bool) error {
+	if ents, err := os.ReadDir(out); err == nil && len(ents) == 0 {
+		os.Remove(out) // os.Rename does not replace a directory
+	}
 	if err := os.Rename(tmp, out); err == nil {
 		syncDir(filepath.Dir(out))
 		return nil
@@ -525,7 +529,7 @@ func (x *exporter) batch(b *store.Batch) {
 		ev := &x.execEv
 		for i := range b.Events {
 			e := &b.Events[i]
-			if err := exec.Decode(e.Raw, ev); err != nil {
+			if err := x.execD.decode(e.Raw, ev); err != nil {
 				x.undecodable(s, b, i, err)
 				continue
 			}
@@ -659,6 +663,9 @@ func (x *exporter) addRecording(r *store.Reader, dir string) {
 }
 
 func (x *exporter) finish(dir string) (*Manifest, error) {
+	if x.execD.old > 0 {
+		x.warnings = append(x.warnings, fmt.Sprintf("%d exec events have the %d-byte layout of an older exec tracer (no arguments recorded): exported with empty args", x.execD.old, execV1Size))
+	}
 	if x.moreWarnings > 0 {
 		x.warnings = append(x.warnings, fmt.Sprintf("... and %d more warnings", x.moreWarnings))
 	}

@@ -94,12 +94,19 @@ func Query(ctx context.Context, db *sql.DB, q string) (*Result, error) {
 	return res, rows.Err()
 }
 
-// FormatValue renders a value as the aligned table and CSV show it.
-func FormatValue(v any) string {
+// FormatValue renders a value of DuckDB type typ (may be "") as the
+// aligned table and CSV show it.
+func FormatValue(v any, typ string) string {
 	switch v := v.(type) {
 	case nil:
 		return "NULL"
 	case time.Time:
+		switch typ {
+		case "DATE":
+			return v.UTC().Format(time.DateOnly)
+		case "TIME":
+			return v.UTC().Format("15:04:05.999999")
+		}
 		return v.UTC().Format("2006-01-02 15:04:05.999999999")
 	case []byte:
 		if utf8.Valid(v) && isPrintable(v) {
@@ -121,6 +128,13 @@ func isPrintable(b []byte) bool {
 	return true
 }
 
+func (r *Result) typ(i int) string {
+	if i < len(r.Types) {
+		return r.Types[i]
+	}
+	return ""
+}
+
 // WriteTable prints the result as an aligned table with a header and a row
 // count.
 func (r *Result) WriteTable(w io.Writer) error {
@@ -136,7 +150,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 	for j, row := range r.Rows {
 		cells[j] = make([]string, len(row))
 		for i, v := range row {
-			s := strings.NewReplacer("\n", `\n`, "\t", `\t`).Replace(FormatValue(v))
+			s := strings.NewReplacer("\n", `\n`, "\t", `\t`).Replace(FormatValue(v, r.typ(i)))
 			cells[j][i] = s
 			width[i] = max(width[i], utf8.RuneCountInString(s))
 		}
@@ -198,7 +212,7 @@ func (r *Result) WriteCSV(w io.Writer) error {
 			if v == nil {
 				rec[i] = ""
 			} else {
-				rec[i] = FormatValue(v)
+				rec[i] = FormatValue(v, r.typ(i))
 			}
 		}
 		if err := cw.Write(rec); err != nil {
@@ -227,7 +241,11 @@ func (r *Result) WriteJSON(w io.Writer) error {
 			b.Write(k)
 			b.WriteString(":")
 			if t, ok := v.(time.Time); ok {
-				v = t.UTC().Format(time.RFC3339Nano)
+				if r.typ(i) == "DATE" {
+					v = t.UTC().Format(time.DateOnly)
+				} else {
+					v = t.UTC().Format(time.RFC3339Nano)
+				}
 			}
 			jv, err := json.Marshal(v)
 			if err != nil {

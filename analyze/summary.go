@@ -202,6 +202,7 @@ func Summarize(ctx context.Context, dir string, opts SummaryOptions) (*Summary, 
 	}
 	var (
 		execEv exec.Event
+		execD  execDecoder
 		exitEv exit.Event
 		openEv open.Event
 		tcpEv  tcp.Event
@@ -237,7 +238,7 @@ func Summarize(ctx context.Context, dir string, opts SummaryOptions) (*Summary, 
 			var derr error
 			switch dec {
 			case decExec:
-				if derr = exec.Decode(e.Raw, &execEv); derr == nil {
+				if derr = execD.decode(e.Raw, &execEv); derr == nil {
 					seen(int64(execEv.KtimeNs) + off)
 					proc(execEv.Pid, execEv.Command)
 					s.Execs++

@@ -1,0 +1,409 @@
+package analyze
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/ebpfrec/ebpfrec/analyze/internal/synth"
+	execTracer "github.com/ebpfrec/ebpfrec/bpf/tracers/exec"
+	"github.com/ebpfrec/ebpfrec/store"
+)
+
+// copyRecording copies a recording directory.
+func copyRecording(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "rec")
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+// leftovers lists what is in dir besides the names given.
+func leftovers(t *testing.T, dir string, except ...string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+outer:
+	for _, e := range ents {
+		for _, x := range except {
+			if e.Name() == x {
+				continue outer
+			}
+		}
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func rows(t *testing.T, m *Manifest) map[string]uint64 {
+	t.Helper()
+	r := map[string]uint64{}
+	for _, tb := range m.Tables {
+		if len(tb.Files) == 0 {
+			t.Errorf("table %s has no file", tb.Name)
+		}
+		r[tb.Name] = tb.Rows
+	}
+	return r
+}
+
+func TestEmptyRecording(t *testing.T) {
+	rec := filepath.Join(t.TempDir(), "empty")
+	w, err := store.Create(rec, synth.Meta("idle", synth.Builtin("exec"), synth.Builtin("exit")), store.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out, m := export(t, rec, Options{})
+	for name, n := range rows(t, m) {
+		if want := uint64(0); name == TableRecording {
+			if n != 1 {
+				t.Errorf("recording rows %d", n)
+			}
+		} else if n != want {
+			t.Errorf("%s: %d rows", name, n)
+		}
+	}
+	db := openDB(t, out)
+	for _, table := range Tables {
+		if got, _ := describe(t, db, table); len(got) != len(wantTypes[table]) {
+			t.Errorf("%s: columns %v", table, got)
+		}
+	}
+	if n := one[int](t, db, "SELECT count(*) FROM exec"); n != 0 {
+		t.Errorf("exec rows %d", n)
+	}
+	if ok := one[bool](t, db, "SELECT first_event IS NULL AND events = 0 AND host = 'idle' FROM recording"); !ok {
+		t.Error("recording row of an empty recording")
+	}
+	// The partitioned layout too: the one partition is the start's.
+	out, m = export(t, rec, Options{Partition: true})
+	if tb, _ := m.Table(TableExec); len(tb.Files) != 1 || tb.Files[0] != "host=idle/date=2026-11-25/exec.parquet" {
+		t.Errorf("partitioned empty exec files %v", tb.Files)
+	}
+	if n := one[int](t, openDB(t, out), "SELECT count(*) FROM recording WHERE host = 'idle' AND date = DATE '2026-11-25'"); n != 1 {
+		t.Errorf("recording in the partition: %d", n)
+	}
+}
+
+func TestOnlyUnknownStreams(t *testing.T) {
+	rec := filepath.Join(t.TempDir(), "unknown")
+	w, err := store.Create(rec, synth.Meta("h", synth.Unknown), store.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		ev := store.Event{Raw: bytes.Repeat([]byte{byte(i)}, i+1), Timestamp: synth.Start.Add(time.Duration(i) * time.Millisecond), CPU: -1}
+		if err := w.Append(&store.Batch{Stream: synth.Unknown.Name, Kind: store.KindRingbuf, Events: []store.Event{ev}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out, m := export(t, rec, Options{})
+	r := rows(t, m)
+	if r[TableRaw] != 10 || r[TableExec] != 0 || r[TableSyscalls] != 0 || len(m.Warnings) != 0 {
+		t.Errorf("rows %v, warnings %q", r, m.Warnings)
+	}
+	db := openDB(t, out)
+	if n := one[int](t, db, "SELECT sum(length) FROM raw WHERE octet_length(bytes) = length"); n != 55 {
+		t.Errorf("raw lengths sum %d", n)
+	}
+	if s := one[string](t, db, "SELECT hex(bytes) FROM raw WHERE length = 4"); s != "03030303" {
+		t.Errorf("raw bytes of length 4: %s", s)
+	}
+	if ts := one[time.Time](t, db, "SELECT max(time) FROM raw"); !ts.Equal(synth.Start.Add(9 * time.Millisecond)) {
+		t.Errorf("raw time %v", ts)
+	}
+}
+
+// damage flips a byte inside the payload "opaque-25" of the mixed recording.
+func damage(t *testing.T, rec string) {
+	t.Helper()
+	seg := filepath.Join(rec, "000001.seg")
+	b, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte("opaque-25"))
+	if i < 0 {
+		t.Fatal("payload not found in the segment")
+	}
+	b[i+3] ^= 0xff
+	if err := os.WriteFile(seg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDamagedRecording(t *testing.T) {
+	src, want := mixed(t)
+	rec := copyRecording(t, src)
+	damage(t, rec)
+
+	// Default: exported around the damage, with a warning.
+	out, m := export(t, rec, Options{})
+	if m.DamagedBatches == 0 || len(m.Warnings) == 0 || !strings.Contains(m.Warnings[0], "damaged") {
+		t.Fatalf("damaged %d, warnings %q", m.DamagedBatches, m.Warnings)
+	}
+	if m.Events >= uint64(want.Events) || m.Events == 0 {
+		t.Errorf("events %d of %d", m.Events, want.Events)
+	}
+	db := openDB(t, out)
+	// Data after the damage is there: the last round's raw payload.
+	if n := one[int](t, db, "SELECT count(*) FROM raw WHERE bytes = 'opaque-49'::BLOB"); n != 1 {
+		t.Errorf("raw rows after the damage: %d", n)
+	}
+	if n := one[uint64](t, db, "SELECT damaged_batches FROM recording"); n != m.DamagedBatches {
+		t.Errorf("recording.damaged_batches %d", n)
+	}
+
+	// Strict: refused, nothing written.
+	parent := t.TempDir()
+	out = filepath.Join(parent, "strict")
+	_, err := Export(context.Background(), rec, out, Options{Strict: true})
+	if !errors.Is(err, ErrDamaged) {
+		t.Fatalf("strict: %v", err)
+	}
+	if left := leftovers(t, parent); len(left) != 0 {
+		t.Errorf("strict export left %v", left)
+	}
+}
+
+func TestUndecodableEvent(t *testing.T) {
+	rec := filepath.Join(t.TempDir(), "short")
+	w, err := store.Create(rec, synth.Meta("h", synth.Builtin("exec")), store.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := execTracer.Event{KtimeNs: synth.Boot, Pid: 1, Command: "init", Filename: "/sbin/init"}
+	good := synth.Exec(&ev)
+	evs := []store.Event{{Raw: good, Timestamp: synth.Start, CPU: -1}, {Raw: good[:20], Timestamp: synth.Start, CPU: -1}}
+	if err := w.Append(&store.Batch{Stream: "exec", Kind: store.KindRingbuf, Events: evs}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out, m := export(t, rec, Options{})
+	if r := rows(t, m); r[TableExec] != 1 || r[TableRaw] != 1 || m.DecodeErrors != 1 {
+		t.Errorf("rows %v, decode errors %d", r, m.DecodeErrors)
+	}
+	if n := one[int](t, openDB(t, out), "SELECT count(*) FROM raw WHERE stream = 'exec' AND index = 1 AND length = 20 AND error LIKE 'exec event:%'"); n != 1 {
+		t.Error("the undecodable event is not in raw with its error")
+	}
+	if _, err := Export(context.Background(), rec, filepath.Join(t.TempDir(), "x"), Options{Strict: true}); !errors.Is(err, ErrDamaged) {
+		t.Errorf("strict: %v", err)
+	}
+}
+
+func TestForceAndExisting(t *testing.T) {
+	rec, _ := mixed(t)
+	parent := t.TempDir()
+	out := filepath.Join(parent, "out")
+	ctx := context.Background()
+	if _, err := Export(ctx, rec, out, Options{Partition: true}); err != nil {
+		t.Fatal(err)
+	}
+	// Twice: refused, the first export untouched.
+	if _, err := Export(ctx, rec, out, Options{}); !errors.Is(err, ErrExists) {
+		t.Fatalf("second export: %v", err)
+	}
+	if !IsExport(out) {
+		t.Fatal("first export gone")
+	}
+	// --force replaces it whole: nothing of the partitioned layout is left.
+	m, err := Export(ctx, rec, out, Options{Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Partitioned {
+		t.Error("manifest says partitioned")
+	}
+	if _, err := os.Stat(filepath.Join(out, "host=web-1")); !os.IsNotExist(err) {
+		t.Errorf("old partition folder left: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "exec.parquet")); err != nil {
+		t.Error(err)
+	}
+	if left := leftovers(t, parent, "out"); len(left) != 0 {
+		t.Errorf("left beside the export: %v", left)
+	}
+	// A folder with other files is never replaced, even with force.
+	other := filepath.Join(parent, "other")
+	os.MkdirAll(other, 0o700)
+	os.WriteFile(filepath.Join(other, "notes.txt"), []byte("mine"), 0o600)
+	if _, err := Export(ctx, rec, other, Options{Force: true}); !errors.Is(err, ErrExists) {
+		t.Fatalf("export over a folder of other files: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(other, "notes.txt")); err != nil || string(b) != "mine" {
+		t.Error("other files touched")
+	}
+	// An empty folder is fine.
+	empty := filepath.Join(parent, "empty")
+	os.MkdirAll(empty, 0o700)
+	if _, err := Export(ctx, rec, empty, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	// Into the recording: refused.
+	if _, err := Export(ctx, rec, filepath.Join(rec, "x"), Options{}); !errors.Is(err, ErrExists) {
+		t.Errorf("export into the recording: %v", err)
+	}
+}
+
+func TestInterruptedExportLeavesNothing(t *testing.T) {
+	rec, _ := mixed(t)
+	parent := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := Export(ctx, rec, filepath.Join(parent, "out"), Options{Progress: func(p Progress) {
+		if p.Batches > 0 {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted export: %v", err)
+	}
+	if left := leftovers(t, parent); len(left) != 0 {
+		t.Errorf("interrupted export left %v", left)
+	}
+}
+
+func TestReadOnlyOutput(t *testing.T) {
+	rec, _ := mixed(t)
+	dir := t.TempDir()
+	ro := filepath.Join(dir, "ro")
+	os.MkdirAll(ro, 0o700)
+	// Root ignores permission bits: a read-only mount is the real test.
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", ro).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a read-only tmpfs: %v: %s", err, out)
+	}
+	defer exec.Command("umount", ro).Run()
+	_, err := Export(context.Background(), rec, filepath.Join(ro, "out"), Options{})
+	if err == nil || !strings.Contains(err.Error(), "read-only file system") || !strings.Contains(err.Error(), ro) {
+		t.Fatalf("export into a read-only folder: %v", err)
+	}
+	if left := leftovers(t, ro); len(left) != 0 {
+		t.Errorf("left %v", left)
+	}
+}
+
+func TestPartitionByDay(t *testing.T) {
+	// Events on both sides of midnight UTC, on two hosts' recordings.
+	parent := t.TempDir()
+	fleet := filepath.Join(parent, "fleet")
+	for _, host := range []string{"web-1", "db/2"} {
+		rec := filepath.Join(parent, "rec-"+strings.ReplaceAll(host, "/", "_"))
+		meta := synth.Meta(host, synth.Builtin("exec"))
+		midnight := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+		meta.MonoToWall = midnight.UnixNano() - synth.Boot
+		meta.Started = midnight.Add(-time.Second)
+		w, err := store.Create(rec, meta, store.WriterOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, d := range []time.Duration{-100 * time.Millisecond, -time.Millisecond, 5 * time.Millisecond} {
+			ev := execTracer.Event{KtimeNs: uint64(synth.Boot + int64(d)), Pid: uint32(i + 1), Command: "cron", Filename: "/usr/sbin/cron"}
+			if err := w.Append(&store.Batch{Stream: "exec", Kind: store.KindRingbuf, Events: []store.Event{{Raw: synth.Exec(&ev), Timestamp: midnight.Add(d), CPU: -1}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		m, err := Export(context.Background(), rec, filepath.Join(fleet, filepath.Base(rec)), Options{Partition: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb, _ := m.Table(TableExec)
+		esc := partValue(host)
+		want := []string{"host=" + esc + "/date=2026-11-25/exec.parquet", "host=" + esc + "/date=2026-11-26/exec.parquet"}
+		if strings.Join(tb.Files, " ") != strings.Join(want, " ") {
+			t.Errorf("%s: exec files %v, want %v", host, tb.Files, want)
+		}
+	}
+	// The README's fleet query: DuckDB over the whole tree with
+	// hive_partitioning, pruned by host and date.
+	db := openDB(t, filepath.Join(fleet, "rec-web-1"))
+	q := "SELECT host, date, count(*) FROM read_parquet('" + fleet + "/*/host=*/date=*/exec.parquet', hive_partitioning = true) " +
+		"WHERE date = DATE '2026-11-25' GROUP BY ALL ORDER BY host"
+	res, err := Query(context.Background(), db, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range res.Rows {
+		got = append(got, FormatValue(r[0], "")+" "+FormatValue(r[1], res.Types[1])+" "+FormatValue(r[2], ""))
+	}
+	if s := strings.Join(got, "; "); s != "db/2 2026-11-25 2; web-1 2026-11-25 2" {
+		t.Errorf("fleet query: %s", s)
+	}
+	if n := one[int](t, db, "SELECT count(*) FROM exec WHERE date = DATE '2026-11-26' AND host = 'web-1'"); n != 1 {
+		t.Errorf("exec view of a partitioned export: %d", n)
+	}
+}
+
+func TestArrowFormat(t *testing.T) {
+	rec, want := mixed(t)
+	out, m := export(t, rec, Options{Format: FormatArrow})
+	tb, _ := m.Table(TableExec)
+	if len(tb.Files) != 1 || tb.Files[0] != "exec.arrow" {
+		t.Fatalf("files %v", tb.Files)
+	}
+	f, err := os.Open(filepath.Join(out, "exec.arrow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := ipc.NewFileReader(f, ipc.WithAllocator(memory.DefaultAllocator))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	n := 0
+	for i := range r.NumRecords() {
+		rb, err := r.RecordBatch(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += int(rb.NumRows())
+	}
+	if n != len(want.Execs)*0+200 {
+		t.Errorf("arrow exec rows %d", n)
+	}
+	if s := r.Schema().Field(0).Type.String(); s != "timestamp[ns, tz=UTC]" {
+		t.Errorf("time column type %s", s)
+	}
+	if _, _, err := OpenDB(context.Background(), out); err == nil || !strings.Contains(err.Error(), "Parquet") {
+		t.Errorf("query over an Arrow export: %v", err)
+	}
+}
