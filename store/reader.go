@@ -277,7 +277,7 @@ func (r *Reader) Next() (*Batch, error) {
 				continue // said so by Segments
 			}
 			if si.err != nil {
-				if si.Size == 0 && errors.Is(si.err, errTooSmall) && r.next == len(r.segs) {
+				if r.next == len(r.segs) && interruptedCreate(si) {
 					continue // a writer killed while creating its last segment: said so by Segments
 				}
 				return nil, &CorruptError{Segment: si.Index, Err: si.err}

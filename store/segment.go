@@ -49,6 +49,10 @@ var (
 	keyDeleted = []byte("deleted")
 )
 
+// errNoMeta: a bbolt file without the segment metadata (not a segment, or
+// a writer killed while creating it).
+var errNoMeta = errors.New("not an ebpfrec segment (no meta bucket)")
+
 // ErrNewerFormat is wrapped by the error for a segment written in a newer
 // format version than this package reads.
 var ErrNewerFormat = errors.New("newer format version")
@@ -138,7 +142,7 @@ func readSegMeta(tx *bolt.Tx) (sm segMeta, err error) {
 	defer recoverTo(&err, "reading metadata")
 	mb := tx.Bucket(bucketMeta)
 	if mb == nil {
-		return sm, errors.New("not an ebpfrec segment (no meta bucket)")
+		return sm, errNoMeta
 	}
 	f := mb.Get(keyFormat)
 	if len(f) != 4 {

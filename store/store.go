@@ -37,6 +37,30 @@
 // read from one stream) or loss points (the cumulative loss counters of a
 // stream at one moment). All records share one global sequence, so the
 // interleaving of streams is kept exactly.
+//
+// # Writing
+//
+// Writer.Append encodes a batch into a pending buffer and returns; a
+// committer goroutine writes each buffer in one bbolt transaction (so bbolt
+// rewrites its last leaf page once per flush, not per batch) every
+// FlushInterval or FlushBytes, compressing batches first if asked. With the
+// default sync policy each commit is fdatasync'ed by bbolt (data pages, then
+// the meta page): a crash, power loss or full disk loses at most what was
+// appended since the last commit. Memory stays near 4 x FlushBytes (one
+// buffer filling, one queued, one committing and its chunk copy), plus the
+// largest batch. Segments rotate by size and age; a closed segment gets its
+// summary, is synced, trimmed to its used size and never opened for writing
+// again. Retention deletes the oldest closed segments and records what it
+// deleted in the next segment.
+//
+// # Reading
+//
+// A segment is opened read-only with a short lock timeout: the open segment
+// of a running writer is locked, so it is skipped and said so. Before
+// reading, the file is mapped and its page structure checked (checkPages);
+// the log is then read from that checked mapping, every record's CRC and
+// lengths checked, and damage is reported as a *CorruptError naming segment
+// and batch, after which reading goes on with the intact records.
 package store
 
 import (

@@ -105,9 +105,9 @@ func Verify(dir string) (*Report, error) {
 			expect = 0
 			continue
 		}
-		if si.err != nil && errors.Is(si.err, errTooSmall) && i == len(files)-1 && si.Size == 0 {
+		if si.err != nil && i == len(files)-1 && interruptedCreate(&si) {
 			// A writer killed while creating its next segment.
-			rep.Skipped = append(rep.Skipped, name+": empty file (the writer stopped while creating it)")
+			rep.Skipped = append(rep.Skipped, name+": incomplete (the writer stopped while creating it): "+si.err.Error())
 			rep.Segments = append(rep.Segments, si)
 			continue
 		}
@@ -141,6 +141,13 @@ func Verify(dir string) (*Report, error) {
 		rep.Segments = append(rep.Segments, si)
 	}
 	return rep, nil
+}
+
+// interruptedCreate says whether si looks like a segment whose writer was
+// killed while creating it: an empty file, or a bbolt file without the
+// segment's metadata. Only the last segment of a recording can be that.
+func interruptedCreate(si *SegmentInfo) bool {
+	return (si.Size == 0 && errors.Is(si.err, errTooSmall)) || errors.Is(si.err, errNoMeta)
 }
 
 // checkStructure checks a segment's page structure (see checkPages).
