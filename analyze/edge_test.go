@@ -407,3 +407,28 @@ func TestArrowFormat(t *testing.T) {
 		t.Errorf("query over an Arrow export: %v", err)
 	}
 }
+
+// TestExecV1Layout: exec events recorded before the tracer recorded argv
+// (304 bytes) still decode, with empty args and a warning.
+func TestExecV1Layout(t *testing.T) {
+	rec := filepath.Join(t.TempDir(), "v1")
+	w, err := store.Create(rec, synth.Meta("h", synth.Builtin("exec")), store.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := execTracer.Event{KtimeNs: synth.Boot, Pid: 7, Command: "old", Filename: "/bin/old", Args: []string{"ignored"}}
+	raw := synth.Exec(&ev)[:execV1Size]
+	if err := w.Append(&store.Batch{Stream: "exec", Kind: store.KindRingbuf, Events: []store.Event{{Raw: raw, Timestamp: synth.Start, CPU: -1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out, m := export(t, rec, Options{})
+	if m.DecodeErrors != 0 || len(m.Warnings) != 1 || !strings.Contains(m.Warnings[0], "older exec tracer") {
+		t.Errorf("decode errors %d, warnings %q", m.DecodeErrors, m.Warnings)
+	}
+	if s := one[string](t, openDB(t, out), "SELECT comm || ' ' || filename || ' ' || len(args) FROM exec"); s != "old /bin/old 0" {
+		t.Errorf("v1 exec row: %q", s)
+	}
+}
