@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -240,5 +241,60 @@ func TestCreateRefusesExisting(t *testing.T) {
 	}
 	if _, err := Open(filepath.Join(t.TempDir(), "nothing"), ReaderOptions{}); err == nil || !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("open of a missing dir: %v", err)
+	}
+}
+
+// TestReadWhileWriting: closed segments of a recording being written are
+// readable; the open one is skipped, and said so.
+func TestReadWhileWriting(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "rec")
+	w, err := Create(dir, testMeta(), WriterOptions{MaxSegmentBytes: 128 << 10, Sync: SyncNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	var want []*Batch
+	for i := 0; i < 300; i++ {
+		b := genBatch(rng, i, testBase.Add(time.Duration(i)*time.Millisecond))
+		if err := w.Append(b); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, cloneBatch(b))
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(dir, ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	segs := r.Segments()
+	last := segs[len(segs)-1]
+	if len(segs) < 2 || !last.BeingWritten || !strings.Contains(last.Skipped, "being written") {
+		t.Fatalf("segments: %+v", segs)
+	}
+	i := 0
+	for b, err := range r.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		batchesEqual(t, b, want[i])
+		i++
+	}
+	if i == 0 || i >= len(want) {
+		t.Fatalf("read %d of %d batches", i, len(want))
+	}
+	s, err := Info(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Notes) != 1 || !strings.Contains(s.Notes[0], "being written") || s.Batches != uint64(i) {
+		t.Fatalf("info while writing: %d batches, notes %q", s.Batches, s.Notes)
+	}
+	rep, err := Verify(dir)
+	if err != nil || !rep.OK() || len(rep.Skipped) != 1 {
+		t.Fatalf("verify while writing: %v %+v", err, rep)
 	}
 }
