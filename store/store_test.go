@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -296,5 +297,57 @@ func TestReadWhileWriting(t *testing.T) {
 	rep, err := Verify(dir)
 	if err != nil || !rep.OK() || len(rep.Skipped) != 1 {
 		t.Fatalf("verify while writing: %v %+v", err, rep)
+	}
+}
+
+// TestConcurrentAppendClose: appends racing with Close either land or get
+// a clear error; nothing hangs, and what was accepted is in the recording.
+func TestConcurrentAppendClose(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "rec")
+	w, err := Create(dir, testMeta(), WriterOptions{FlushBytes: 32 << 10, Sync: SyncNever, MaxSegmentBytes: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted sync.Map
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 3))
+			for i := 0; i < 400; i++ {
+				b := genBatch(rng, i, testBase.Add(time.Duration(i)*time.Millisecond))
+				if err := w.Append(b); err != nil {
+					if !errors.Is(err, errClosed) {
+						t.Errorf("append: %v", err)
+					}
+					return
+				}
+				accepted.Store(b.Seq, true)
+				if i%50 == 0 {
+					if err := w.Flush(); err != nil && !errors.Is(err, errClosed) {
+						t.Errorf("flush: %v", err)
+					}
+				}
+			}
+		}(g)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	got := map[uint64]bool{}
+	for _, b := range readAll(t, dir, ReaderOptions{}) {
+		got[b.Seq] = true
+	}
+	accepted.Range(func(k, _ any) bool {
+		if !got[k.(uint64)] {
+			t.Errorf("accepted batch %d not in the recording", k)
+		}
+		return true
+	})
+	if rep, err := Verify(dir); err != nil || !rep.OK() {
+		t.Fatalf("verify: %v %v", err, rep.Problems)
 	}
 }

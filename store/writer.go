@@ -367,8 +367,8 @@ func (w *Writer) Meta() Meta {
 func (w *Writer) AddStream(s StreamInfo) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.err != nil {
-		return w.err
+	if err := w.stoppedLocked(); err != nil {
+		return err
 	}
 	if _, ok := w.streamIDs[s.Name]; ok || s.Name == "" {
 		return fmt.Errorf("store: stream name %q empty or declared twice", s.Name)
@@ -397,8 +397,8 @@ func (w *Writer) AddStream(s StreamInfo) error {
 func (w *Writer) Append(b *Batch) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.err != nil {
-		return w.err
+	if err := w.stoppedLocked(); err != nil {
+		return err
 	}
 	id, ok := w.streamIDs[b.Stream]
 	if !ok {
@@ -425,8 +425,8 @@ func (w *Writer) Append(b *Batch) error {
 func (w *Writer) AppendLoss(stream string, t time.Time, l Loss) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.err != nil {
-		return w.err
+	if err := w.stoppedLocked(); err != nil {
+		return err
 	}
 	id, ok := w.streamIDs[stream]
 	if !ok {
@@ -484,6 +484,9 @@ func (w *Writer) afterAppend() error {
 		if w.err != nil {
 			return w.err
 		}
+		if w.stopping {
+			return nil // Close took the pending records and commits them
+		}
 		w.enqueueLocked(w.detachLocked(false, false))
 	}
 	return nil
@@ -537,9 +540,9 @@ func (w *Writer) enqueueLocked(j *job) {
 // under SyncNever), and returns when that is done.
 func (w *Writer) Flush() error {
 	w.mu.Lock()
-	if w.err != nil {
-		defer w.mu.Unlock()
-		return w.err
+	if err := w.stoppedLocked(); err != nil {
+		w.mu.Unlock()
+		return err
 	}
 	j := w.detachLocked(false, false)
 	j.sync = true
@@ -547,6 +550,17 @@ func (w *Writer) Flush() error {
 	w.enqueueLocked(j)
 	w.mu.Unlock()
 	return <-j.done
+}
+
+// stoppedLocked returns why the writer takes no more records, or nil.
+func (w *Writer) stoppedLocked() error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.stopping {
+		return errClosed
+	}
+	return nil
 }
 
 // Committed returns the sequence number of the last committed record: every
