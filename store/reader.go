@@ -381,21 +381,9 @@ func (r *Reader) openSegment(si *SegmentInfo) (err error) {
 	start := max(r.from, r.seek)
 	var pos *indexEntry
 	if start != math.MinInt64 {
-		c := tx.Bucket(bucketIndex).Cursor()
-		any := false
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			e, ok := parseIndexEntry(k, v)
-			if !ok {
-				pos, any = nil, false
-				break // damaged index: scan
-			}
-			any = true
-			if e.minT <= e.maxT && e.maxT >= start {
-				pos = &e
-				break
-			}
-		}
-		if any && pos == nil {
+		var none bool
+		pos, none = findInIndex(tx, start)
+		if none {
 			r.closeCur() // nothing late enough here
 			return nil
 		}
@@ -413,6 +401,30 @@ func (r *Reader) openSegment(si *SegmentInfo) (err error) {
 		return r.corrupt(err)
 	}
 	return nil
+}
+
+// findInIndex returns the first index group whose events reach start, or
+// none if the index says no group does; nil, false if the index is damaged
+// (then the caller scans).
+func findInIndex(tx *bolt.Tx, start int64) (pos *indexEntry, none bool) {
+	defer func() {
+		if recover() != nil {
+			pos, none = nil, false
+		}
+	}()
+	c := tx.Bucket(bucketIndex).Cursor()
+	seen := false
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		e, ok := parseIndexEntry(k, v)
+		if !ok {
+			return nil, false
+		}
+		seen = true
+		if e.minT <= e.maxT && e.maxT >= start {
+			return &e, false
+		}
+	}
+	return nil, seen
 }
 
 // corrupt reports damage in the current segment and skips the rest of it.

@@ -351,3 +351,41 @@ func TestConcurrentAppendClose(t *testing.T) {
 		t.Fatalf("verify: %v %v", err, rep.Problems)
 	}
 }
+
+func TestSyncAlwaysAndAgeRotation(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "rec")
+	w, err := Create(dir, testMeta(), WriterOptions{Sync: SyncAlways, FlushInterval: 5 * time.Millisecond, MaxSegmentAge: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var want []*Batch
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; w.Segment() < 3; i++ {
+		if time.Now().After(deadline) {
+			t.Fatal("no rotation by age")
+		}
+		b := genBatch(rng, i, testBase.Add(time.Duration(i)*time.Millisecond))
+		if err := w.Append(b); err != nil {
+			t.Fatal(err)
+		}
+		if w.Committed() != b.Seq {
+			t.Fatalf("SyncAlways: batch %d appended, %d committed", b.Seq, w.Committed())
+		}
+		want = append(want, cloneBatch(b))
+		time.Sleep(2 * time.Millisecond)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, dir, ReaderOptions{})
+	if len(got) != len(want) {
+		t.Fatalf("read %d of %d", len(got), len(want))
+	}
+	for i := range got {
+		batchesEqual(t, got[i], want[i])
+	}
+	if rep, err := Verify(dir); err != nil || !rep.OK() {
+		t.Fatalf("verify: %v %v", err, rep.Problems)
+	}
+}
