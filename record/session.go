@@ -35,7 +35,6 @@ type session struct {
 
 func (s *session) run(ctx context.Context) (sum *Summary, err error) {
 	s.stopErr = make(chan error, 1)
-	s.started = time.Now()
 	log := s.opts.Log
 
 	s.mgr, err = bpf.NewManager(s.opts.Manager, log, s.opts.Metrics)
@@ -72,6 +71,7 @@ func (s *session) run(ctx context.Context) (sum *Summary, err error) {
 	}
 	meta.ToolVersion = s.opts.ToolVersion
 	meta.CommandLine = s.opts.CommandLine
+	s.started = time.Now() // the recording starts now; loading took what it took
 	meta.Started = s.started.Round(0)
 	for _, st := range s.streams {
 		meta.Streams = append(meta.Streams, st.info)
