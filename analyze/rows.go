@@ -138,7 +138,10 @@ const (
 )
 
 // LossRow is a row of the losses table. Counts are increments since the
-// previous row of the same stream and source, so sum() gives totals.
+// previous row of the same stream and source, so sum() gives totals. The
+// two sources overlap: a perf buffer's kernel_lost counter (counters rows)
+// includes the samples lost that perf_sample rows detail per CPU, so sum
+// kernel_lost over one source, not both.
 type LossRow struct {
 	Time           int64  `parquet:"time,timestamp(nanosecond:local)"`
 	Stream         string `parquet:"stream,dict"`
