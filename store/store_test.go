@@ -389,3 +389,51 @@ func TestSyncAlwaysAndAgeRotation(t *testing.T) {
 		t.Fatalf("verify: %v %v", err, rep.Problems)
 	}
 }
+
+// TestSmallSegmentLimit: a MaxSegmentBytes below the size of an empty
+// segment (about 16-20 KiB) used to rotate at every record, leaving more
+// segments than batches, some empty. Limits below 32 KiB are now raised to
+// 32 KiB: every segment but the last holds a good part of that in records
+// (so several batches), no segment is empty, and the recording reads back
+// whole.
+func TestSmallSegmentLimit(t *testing.T) {
+	for _, limit := range []int64{1, 4 << 10, 8 << 10, 20 << 10} {
+		t.Run(strconvU(uint64(limit)), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "rec")
+			want := writeRecording(t, dir, 40, WriterOptions{MaxSegmentBytes: limit, Sync: SyncNever})
+			got := readAll(t, dir, ReaderOptions{})
+			if len(got) != len(want) {
+				t.Fatalf("read %d batches, wrote %d", len(got), len(want))
+			}
+			for i := range want {
+				batchesEqual(t, got[i], want[i])
+			}
+			r, err := Open(dir, ReaderOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			segs := r.Segments()
+			var payload uint64
+			for _, b := range want {
+				for _, e := range b.Events {
+					payload += uint64(len(e.Raw))
+				}
+			}
+			limit := max(limit, minSegmentBytes)
+			// Each full segment holds about limit/2 bytes of records.
+			maxSegs := 1 + int(payload/uint64(limit/4))
+			if len(segs) > maxSegs || len(segs) > len(want) {
+				t.Errorf("%d segments for %d batches (%d payload bytes) with a limit of %d bytes; want at most %d", len(segs), len(want), payload, limit, min(maxSegs, len(want)))
+			}
+			for i, s := range segs {
+				if s.Summary == nil || s.Summary.Records == 0 || (i < len(segs)-1 && s.Summary.Batches < 2) {
+					t.Errorf("segment %d of %d is empty, not closed, or holds fewer than 2 batches before the last (%+v)", s.Index, len(segs), s.Summary)
+				}
+				if i < len(segs)-1 && s.Summary != nil && int64(s.Summary.Bytes) < limit/4 {
+					t.Errorf("segment %d holds %d payload bytes, less than a quarter of the %d-byte limit", s.Index, s.Summary.Bytes, limit)
+				}
+			}
+		})
+	}
+}

@@ -101,7 +101,11 @@ type WriterOptions struct {
 	// Sync is the sync policy (default SyncInterval).
 	Sync SyncPolicy
 	// MaxSegmentBytes rotates to a new segment when the open one reaches
-	// this size (default 64 MiB).
+	// this size (default 64 MiB). An empty segment already takes about
+	// 16 KiB (bbolt's meta, freelist and bucket pages), so smaller limits
+	// are raised to 32 KiB, and a segment is only rotated once the records
+	// appended to it reach at least half the limit: a small limit never
+	// rotates at every record.
 	MaxSegmentBytes int64
 	// MaxSegmentAge rotates to a new segment when the open one is this old
 	// (default 1h; negative: never).
@@ -126,6 +130,7 @@ func (o *WriterOptions) fill() {
 	if o.MaxSegmentBytes <= 0 {
 		o.MaxSegmentBytes = DefaultMaxSegmentBytes
 	}
+	o.MaxSegmentBytes = max(o.MaxSegmentBytes, minSegmentBytes)
 	if o.MaxSegmentAge == 0 {
 		o.MaxSegmentAge = DefaultMaxSegmentAge
 	}
@@ -158,7 +163,7 @@ type Writer struct {
 	groupLen  int          // log bytes in the current group
 	ratio     float64      // stored/raw bytes of the last commit (compression)
 	appendSeg int          // the segment new records go to
-	segBytes  int64        // estimated size of appendSeg
+	segData   int64        // estimated file bytes of the records in appendSeg
 	segOpened time.Time    // when appendSeg started
 	summary   SegmentSummary
 	queue     []*job // detached buffers, in order
@@ -345,7 +350,7 @@ func (w *Writer) openSegment(index int) error {
 // resetAppendSegment starts the append-side state of a new segment.
 func (w *Writer) resetAppendSegment() {
 	w.summary = SegmentSummary{}
-	w.segBytes = 4 * pageSize
+	w.segData = 0
 	w.segOpened = time.Now()
 	w.groupLen = indexEvery // the first record starts a group
 	w.group = indexEntry{}
@@ -476,7 +481,7 @@ func (w *Writer) afterAppend() error {
 		err := <-j.done
 		w.mu.Lock()
 		return err
-	case len(w.pending) >= w.opts.FlushBytes || w.segBytes+w.estimate(len(w.pending)) >= w.opts.MaxSegmentBytes:
+	case len(w.pending) >= w.opts.FlushBytes || w.segData+w.estimate(len(w.pending)) >= w.segDataLimit():
 		// Backpressure: one buffer committing, one waiting at most.
 		for len(w.queue) > 0 && w.err == nil {
 			w.cond.Wait()
@@ -492,6 +497,21 @@ func (w *Writer) afterAppend() error {
 	return nil
 }
 
+// minSegmentBytes is the smallest MaxSegmentBytes: twice an empty segment.
+const minSegmentBytes = 32 << 10
+
+// segOverhead is the file size of a segment without records: two meta
+// pages, the freelist and the root, meta, log and index pages.
+const segOverhead = 4 * pageSize
+
+// segDataLimit is the estimated file bytes of records after which the open
+// segment is full: what MaxSegmentBytes leaves after the empty segment's
+// overhead, but at least half of MaxSegmentBytes, so that a limit at or
+// below the overhead does not rotate at every record.
+func (w *Writer) segDataLimit() int64 {
+	return max(w.opts.MaxSegmentBytes-segOverhead, w.opts.MaxSegmentBytes/2)
+}
+
 // detachLocked hands the pending records to a job, assigning their chunk
 // numbers and index positions, and decides rotation: the job closes the
 // segment (and opens the next unless closing) when the segment is full,
@@ -503,14 +523,14 @@ func (w *Writer) detachLocked(closing, tick bool) *job {
 		w.group.rel = false // continues in later jobs, placed by this one
 		j.data, j.starts = w.pending, w.starts
 		j.first, j.last = w.seq-uint64(len(w.starts))+1, w.seq
-		w.segBytes += w.estimate(len(w.pending))
+		w.segData += w.estimate(len(w.pending))
 		w.groups = w.groups[:0]
 		w.pending, w.starts = nil, nil
 		if k := len(w.free); k > 0 {
 			w.pending, w.free = w.free[k-1][:0], w.free[:k-1]
 		}
 	}
-	full := w.segBytes >= w.opts.MaxSegmentBytes
+	full := w.segData > 0 && w.segData >= w.segDataLimit()
 	old := tick && w.opts.MaxSegmentAge > 0 && time.Since(w.segOpened) >= w.opts.MaxSegmentAge && w.summary.Records > 0
 	if closing || full || old {
 		sum := w.summary
