@@ -53,7 +53,11 @@ func exportAction(c *cli.Context) error {
 	rec := c.Args().First()
 	out := c.String("output")
 	if out == "" {
-		out = strings.TrimRight(rec, string(filepath.Separator)) + "-export"
+		abs, err := filepath.Abs(rec)
+		if err != nil {
+			return err
+		}
+		out = abs + "-export" // beside the recording, also for "."
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
