@@ -99,7 +99,9 @@ type parquetGoSink[R any] struct {
 	w   *parquet.GenericWriter[R]
 }
 
-var zstdCodec = &zstd.Codec{Level: zstd.SpeedDefault}
+// zstdCodec: SpeedFastest writes the exec table faster than SpeedDefault
+// for 0.4% more bytes (8.64 vs 8.61 B/event).
+var zstdCodec = &zstd.Codec{Level: zstd.SpeedFastest}
 
 func newParquetGoSink[R any](path, version string, meta map[string]string) (sink[R], error) {
 	out, err := createOut(path)
