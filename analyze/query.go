@@ -36,6 +36,12 @@ func OpenDB(ctx context.Context, dir string) (*sql.DB, *Manifest, error) {
 	// One connection: the views live in the one in-memory database anyway,
 	// and session settings then apply to every statement.
 	db.SetMaxOpenConns(1)
+	// Never download extensions behind the user's back (an installed one
+	// still loads, e.g. inet after "INSTALL inet").
+	if _, err := db.ExecContext(ctx, "SET autoinstall_known_extensions = false"); err != nil {
+		db.Close()
+		return nil, nil, err
+	}
 	for _, t := range m.Tables {
 		if len(t.Files) == 0 {
 			continue
