@@ -432,3 +432,31 @@ func TestExecV1Layout(t *testing.T) {
 		t.Errorf("v1 exec row: %q", s)
 	}
 }
+
+// TestManyPartitions: more day partitions than row buffers per table.
+func TestManyPartitions(t *testing.T) {
+	rec := filepath.Join(t.TempDir(), "week")
+	w, err := store.Create(rec, synth.Meta("h", synth.Builtin("exec")), store.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const days, perDay = 9, 5000
+	for i := range days * perDay {
+		// Round robin over the days, so every partition stays open.
+		d := time.Duration(i%days)*24*time.Hour + time.Duration(i)*time.Microsecond
+		ev := execTracer.Event{KtimeNs: uint64(synth.Boot + int64(d)), Pid: uint32(i), Command: "c", Filename: "/f"}
+		if err := w.Append(&store.Batch{Stream: "exec", Kind: store.KindRingbuf, Events: []store.Event{{Raw: synth.Exec(&ev), Timestamp: synth.Start.Add(d), CPU: -1}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out, m := export(t, rec, Options{Partition: true})
+	if tb, _ := m.Table(TableExec); len(tb.Files) != days || tb.Rows != days*perDay {
+		t.Fatalf("exec: %d files, %d rows", len(tb.Files), tb.Rows)
+	}
+	if n := one[int](t, openDB(t, out), "SELECT count(DISTINCT date) FROM exec"); n != days {
+		t.Errorf("dates %d", n)
+	}
+}

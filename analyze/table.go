@@ -103,13 +103,21 @@ func (t *table[R]) part(key string) *part[R] {
 	if err != nil {
 		t.x.fail(fmt.Errorf("table %s: %w", t.name, err))
 	}
-	p.rows = t.buffer()
+	p.rows = make([]R, 0, t.bufRows())
 	return p
 }
 
-// buffer returns an empty row buffer: a new one while fewer than
-// buffersPerTable exist, else one back from the writer (which waits for it:
-// the writer paces the decoder).
+func (t *table[R]) bufRows() int {
+	if t.x.opts.Format == FormatArrow || t.x.opts.WriterPath == ArrowParquet {
+		return rowGroupRows
+	}
+	return writeRows
+}
+
+// buffer returns an empty row buffer for a part whose rows were just
+// submitted: a new one while fewer than buffersPerTable exist, else one back
+// from the writer (which waits for it: the writer paces the decoder; a
+// buffer is in flight, so one comes back).
 func (t *table[R]) buffer() []R {
 	select {
 	case b := <-t.free:
@@ -118,11 +126,7 @@ func (t *table[R]) buffer() []R {
 	}
 	if t.made < buffersPerTable {
 		t.made++
-		n := writeRows
-		if t.x.opts.Format == FormatArrow || t.x.opts.WriterPath == ArrowParquet {
-			n = rowGroupRows
-		}
-		return make([]R, 0, n)
+		return make([]R, 0, t.bufRows())
 	}
 	return <-t.free
 }
@@ -145,7 +149,6 @@ func (t *table[R]) flush(p *part[R]) {
 		return
 	}
 	rows, s := p.rows, p.s
-	p.rows = t.buffer()
 	t.x.w.submit(func() error {
 		var err error
 		if s != nil {
@@ -154,9 +157,13 @@ func (t *table[R]) flush(p *part[R]) {
 			}
 		}
 		clear(rows) // drop references to strings and bytes
-		t.free <- rows[:0]
+		select {
+		case t.free <- rows[:0]:
+		default: // a part's own first buffer, beyond the pool
+		}
 		return err
 	})
+	p.rows = t.buffer()
 }
 
 func (t *table[R]) ensure(key string) {
