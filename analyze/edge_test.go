@@ -460,3 +460,51 @@ func TestManyPartitions(t *testing.T) {
 		t.Errorf("dates %d", n)
 	}
 }
+
+// TestStaleLossSnapshots: a batch may carry loss counters read before the
+// loss point logged ahead of it; the totals count each loss once.
+func TestStaleLossSnapshots(t *testing.T) {
+	rec := filepath.Join(t.TempDir(), "stale")
+	w, err := store.Create(rec, synth.Meta("h", synth.Builtin("exec")), store.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := execTracer.Event{KtimeNs: synth.Boot, Pid: 1, Command: "c", Filename: "/f"}
+	batch := func(l uint64) {
+		if err := w.Append(&store.Batch{Stream: "exec", Kind: store.KindRingbuf, Loss: store.Loss{RingbufDropped: l},
+			Events: []store.Event{{Raw: synth.Exec(&ev), Timestamp: synth.Start, CPU: -1}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	point := func(l uint64) {
+		if err := w.AppendLoss("exec", synth.Start, store.Loss{RingbufDropped: l}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batch(3)
+	point(10)
+	batch(5) // stale
+	point(12)
+	batch(12)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := export(t, rec, Options{})
+	if n := one[uint64](t, openDB(t, out), "SELECT sum(ringbuf_dropped) FROM losses"); n != 12 {
+		t.Errorf("ring buffer drops %d, want 12", n)
+	}
+	s, err := Summarize(t.Context(), rec, SummaryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Loss) != 1 || s.Loss[0].RingbufDropped != 12 {
+		t.Fatalf("summary loss %+v", s.Loss)
+	}
+	var sum uint64
+	for _, b := range s.Loss[0].Series {
+		sum += b.Lost
+	}
+	if sum != 12 {
+		t.Errorf("summary loss series sums to %d", sum)
+	}
+}

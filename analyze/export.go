@@ -492,14 +492,13 @@ func (x *exporter) onLoss(lp store.LossPoint) {
 	x.counters(s, lp.Time.UnixNano(), lp.Seq, lp.Loss)
 }
 
-// counters emits a losses row for the increase of s's cumulative counters.
+// counters emits a losses row for the increase of s's cumulative counters
+// over the highest values seen. Batches and loss points carry snapshots
+// taken by different goroutines of the recorder, so one may be older than
+// the one before it in the log: a lower value is stale, not a reset.
 func (x *exporter) counters(s *streamState, t int64, seq uint64, l store.Loss) {
-	d := store.Loss{
-		KernelLost:     inc(s.loss.KernelLost, l.KernelLost),
-		RingbufDropped: inc(s.loss.RingbufDropped, l.RingbufDropped),
-		UserDropped:    inc(s.loss.UserDropped, l.UserDropped),
-	}
-	s.loss, s.seen = l, true
+	d := rise(&s.loss, l)
+	s.seen = true
 	if d.Total() == 0 {
 		return
 	}
@@ -508,13 +507,21 @@ func (x *exporter) counters(s *streamState, t int64, seq uint64, l store.Loss) {
 		KernelLost: d.KernelLost, RingbufDropped: d.RingbufDropped, UserDropped: d.UserDropped}
 }
 
-// inc is the increase of a cumulative counter (a counter that went back was
-// reset: all of it is new).
-func inc(prev, cur uint64) uint64 {
-	if cur >= prev {
-		return cur - prev
+// rise raises the high-water marks hw to l and returns by how much.
+func rise(hw *store.Loss, l store.Loss) store.Loss {
+	up := func(h *uint64, v uint64) uint64 {
+		if v > *h {
+			d := v - *h
+			*h = v
+			return d
+		}
+		return 0
 	}
-	return cur
+	return store.Loss{
+		KernelLost:     up(&hw.KernelLost, l.KernelLost),
+		RingbufDropped: up(&hw.RingbufDropped, l.RingbufDropped),
+		UserDropped:    up(&hw.UserDropped, l.UserDropped),
+	}
 }
 
 func (x *exporter) batch(b *store.Batch) {

@@ -116,7 +116,7 @@ type lossInc struct {
 }
 
 type lossAcc struct {
-	cum     store.Loss // latest cumulative counters
+	cum     store.Loss // highest cumulative counters seen
 	perfSum uint64
 	incs    []lossInc
 }
@@ -153,8 +153,7 @@ func Summarize(ctx context.Context, dir string, opts SummaryOptions) (*Summary, 
 	}
 	counters := func(stream string, t int64, l store.Loss) {
 		a := lossOf(stream)
-		d := inc(a.cum.KernelLost, l.KernelLost) + inc(a.cum.RingbufDropped, l.RingbufDropped) + inc(a.cum.UserDropped, l.UserDropped)
-		a.cum = l
+		d := rise(&a.cum, l).Total()
 		if d > 0 {
 			a.incs = append(a.incs, lossInc{t: t, n: d})
 		}
