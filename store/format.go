@@ -369,35 +369,122 @@ func (d *decoder) decodeBatch(h recHeader, body []byte, b *Batch) error {
 		d.events = make([]Event, n)
 	}
 	evs := d.events[:n]
+	var err error
+	if h.flags&(flagOneTime|flagOneCPU|flagNoLost) == flagOneTime|flagOneCPU|flagNoLost {
+		err = decodeEventsShared(evs, r.b, nsTime(t0), int(cpu0))
+	} else {
+		err = decodeEvents(evs, r.b, h.flags, t0, int(cpu0))
+	}
+	if err != nil {
+		return err
+	}
+	b.Events = evs
+	return nil
+}
+
+// errTrailing and errEvent build the errors of the event loops, out of
+// line so that the loops stay small.
+func errTrailing(left, n int) error {
+	return fmt.Errorf("%d trailing bytes after %d events", left, n)
+}
+
+func errEvent(i int, err error) error { return fmt.Errorf("event %d: %v", i, err) }
+
+var errVarint = errors.New("bad or truncated varint")
+
+func errLength(l uint64, left int) error {
+	return fmt.Errorf("length %d exceeds the %d bytes left", l, left)
+}
+
+// uvarintFast is binary.Uvarint with the one-byte case inline.
+func uvarintFast(p []byte) (uint64, int) {
+	if len(p) > 0 && p[0] < 0x80 {
+		return uint64(p[0]), 1
+	}
+	return binary.Uvarint(p)
+}
+
+// decodeEventsShared decodes the events of a batch whose events share
+// their timestamp and CPU and have no Lost count (the common case of a
+// ring buffer batch): each event is a length and its raw bytes.
+func decodeEventsShared(evs []Event, p []byte, ts time.Time, cpu int) error {
+	for i := range evs {
+		l, k := uvarintFast(p)
+		if k <= 0 {
+			return errEvent(i, errVarint)
+		}
+		p = p[k:]
+		if l > uint64(len(p)) {
+			return errEvent(i, errLength(l, len(p)))
+		}
+		evs[i] = Event{Raw: p[:l:l], Timestamp: ts, CPU: cpu}
+		p = p[l:]
+	}
+	if len(p) != 0 {
+		return errTrailing(len(p), len(evs))
+	}
+	return nil
+}
+
+// decodeEvents decodes the events of a batch in the general case.
+func decodeEvents(evs []Event, p []byte, flags byte, t0 int64, cpu0 int) error {
 	tOne := nsTime(t0)
 	var prev int64
 	for i := range evs {
 		e := &evs[i]
-		if h.flags&flagOneTime != 0 {
+		if flags&flagOneTime != 0 {
 			e.Timestamp = tOne
 		} else {
-			prev += r.varint()
+			ux, k := uvarintFast(p) // a varint: zigzag
+			if k <= 0 {
+				return errEvent(i, errVarint)
+			}
+			p = p[k:]
+			d := int64(ux >> 1)
+			if ux&1 != 0 {
+				d = ^d
+			}
+			prev += d
 			e.Timestamp = nsTime(prev)
 		}
-		if h.flags&flagOneCPU != 0 {
-			e.CPU = int(cpu0)
+		if flags&flagOneCPU != 0 {
+			e.CPU = cpu0
 		} else {
-			e.CPU = int(r.varint())
+			ux, k := uvarintFast(p)
+			if k <= 0 {
+				return errEvent(i, errVarint)
+			}
+			p = p[k:]
+			c := int64(ux >> 1)
+			if ux&1 != 0 {
+				c = ^c
+			}
+			e.CPU = int(c)
 		}
-		if h.flags&flagNoLost != 0 {
+		if flags&flagNoLost != 0 {
 			e.Lost = 0
 		} else {
-			e.Lost = r.uvarint()
+			v, k := uvarintFast(p)
+			if k <= 0 {
+				return errEvent(i, errVarint)
+			}
+			p = p[k:]
+			e.Lost = v
 		}
-		e.Raw = r.bytes(r.uvarint())
-		if r.err != nil {
-			return fmt.Errorf("event %d: %v", i, r.err)
+		l, k := uvarintFast(p)
+		if k <= 0 {
+			return errEvent(i, errVarint)
 		}
+		p = p[k:]
+		if l > uint64(len(p)) {
+			return errEvent(i, errLength(l, len(p)))
+		}
+		e.Raw = p[:l:l]
+		p = p[l:]
 	}
-	if len(r.b) != 0 {
-		return fmt.Errorf("%d trailing bytes after %d events", len(r.b), n)
+	if len(p) != 0 {
+		return errTrailing(len(p), len(evs))
 	}
-	b.Events = evs
 	return nil
 }
 
@@ -429,19 +516,6 @@ func (r *reader) varint() int64 {
 		r.err = errors.New("bad or truncated varint")
 		return 0
 	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) bytes(n uint64) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if n > uint64(len(r.b)) {
-		r.err = fmt.Errorf("length %d exceeds the %d bytes left", n, len(r.b))
-		return nil
-	}
-	v := r.b[:n:n]
 	r.b = r.b[n:]
 	return v
 }

@@ -110,7 +110,7 @@ type openSeg struct {
 	tx     *bolt.Tx
 	names  []string // stream names by number
 	kinds  []Kind
-	m      *mappedSeg // the checked file mapping the log is read from
+	m      *loadedSeg // the checked file contents the log is read from
 	log    logStream
 	broken bool // a panic (damaged page, file truncated): skip past it
 }
@@ -352,8 +352,8 @@ func (r *Reader) openSegment(si *SegmentInfo) (err error) {
 		return &CorruptError{Segment: si.Index, Err: err}
 	}
 	// bbolt trusts its pages: check them first (see checkPages). The log
-	// is then read from that checked mapping, not through bbolt.
-	m := mapSegment(si.Path)
+	// is then read from those checked contents, not through bbolt.
+	m := loadSegment(si.Path)
 	if m.fatal {
 		m.close()
 		db.Close()
@@ -567,7 +567,7 @@ type kvCursor interface {
 	Next() (k, v []byte)
 }
 
-// chunkCursor walks the log chunks that mapSegment found.
+// chunkCursor walks the log chunks that loadSegment found.
 type chunkCursor struct {
 	refs []chunkRef
 	i    int

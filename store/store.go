@@ -57,8 +57,9 @@
 //
 // A segment is opened read-only with a short lock timeout: the open segment
 // of a running writer is locked, so it is skipped and said so. Before
-// reading, the file is mapped and its page structure checked (checkPages);
-// the log is then read from that checked mapping, every record's CRC and
+// reading, the file is read into memory (one pread into a reused buffer;
+// files over 256 MiB are mapped) and its page structure checked (checkPages);
+// the log is then read from those checked contents, every record's CRC and
 // lengths checked, and damage is reported as a *CorruptError naming segment
 // and batch, after which reading goes on with the intact records.
 package store

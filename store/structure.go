@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"math"
 	"os"
+	"sync"
 	"syscall"
 )
 
@@ -25,36 +26,54 @@ import (
 // contents) make bbolt panic in the calling goroutine, which the reader
 // recovers from.
 func checkPages(path string) (msgs []string, fatal bool) {
-	m := mapSegment(path)
+	m := loadSegment(path)
 	defer m.close()
 	return m.msgs, m.fatal
 }
 
-// mappedSeg is a segment file mapped read-only and checked: refs lists the
-// chunks of its log bucket in key order, as slices of the mapping, so that
-// the reader reads the log without bbolt (and without touching a page that
-// failed the check).
-type mappedSeg struct {
-	data  []byte
-	refs  []chunkRef
-	msgs  []string
-	fatal bool
+// loadedSeg is a segment file read into memory (or, if it is too large for
+// that, mapped read-only) and checked: refs lists the chunks of its log
+// bucket in key order, as slices of data, so that the reader reads the log
+// without bbolt (and without touching a page that failed the check).
+type loadedSeg struct {
+	data   []byte
+	mapped bool // data is an mmap of the file (else a pooled buffer)
+	refs   []chunkRef
+	msgs   []string
+	fatal  bool
 }
 
 // chunkRef is one key/value of the log bucket.
 type chunkRef struct{ key, val []byte }
 
-func (m *mappedSeg) close() {
+// maxReadSegment is the largest file that loadSegment reads into memory;
+// a larger one (far above the default segment size, so damaged or made by
+// another tool) is mapped instead, so that memory stays bounded.
+const maxReadSegment = 256 << 20
+
+// segBufs holds the buffers segments are read into, for the next segment
+// or the next Reader: a segment is read with one pread into a buffer
+// that is reused, which costs less than mapping the file page by page and
+// unmapping it (the mapping's page table work, not the copy, dominated
+// reading: see BenchmarkRead).
+var segBufs sync.Pool
+
+func (m *loadedSeg) close() {
 	if m.data != nil {
-		syscall.Munmap(m.data)
+		if m.mapped {
+			syscall.Munmap(m.data)
+		} else {
+			b := m.data[:0]
+			segBufs.Put(&b)
+		}
 		m.data, m.refs = nil, nil
 	}
 }
 
-// mapSegment maps and checks the segment file at path (see checkPages).
-func mapSegment(path string) (m *mappedSeg) {
-	m = &mappedSeg{}
-	fail := func(msg string) *mappedSeg {
+// loadSegment reads and checks the segment file at path (see checkPages).
+func loadSegment(path string) (m *loadedSeg) {
+	m = &loadedSeg{}
+	fail := func(msg string) *loadedSeg {
 		m.close()
 		m.msgs, m.fatal = append(m.msgs, msg), true
 		return m
@@ -68,19 +87,36 @@ func mapSegment(path string) (m *mappedSeg) {
 	if err != nil {
 		return fail(err.Error())
 	}
-	if fi.Size() < 2*pageSize {
-		return fail(fmt.Sprintf("file of %d bytes is too small for a segment", fi.Size()))
+	size := fi.Size()
+	if size < 2*pageSize {
+		return fail(fmt.Sprintf("file of %d bytes is too small for a segment", size))
 	}
-	if fi.Size() > math.MaxInt32*pageSize {
-		return fail(fmt.Sprintf("file of %d bytes is too large for a segment", fi.Size()))
+	if size > math.MaxInt32*pageSize {
+		return fail(fmt.Sprintf("file of %d bytes is too large for a segment", size))
 	}
-	data, err := syscall.Mmap(int(f.Fd()), 0, int(fi.Size()), syscall.PROT_READ, syscall.MAP_SHARED|syscall.MAP_POPULATE)
-	if err != nil {
-		return fail("mmap: " + err.Error())
+	if size <= maxReadSegment {
+		var buf []byte
+		if p, ok := segBufs.Get().(*[]byte); ok {
+			buf = *p
+		}
+		if int64(cap(buf)) < size {
+			buf = make([]byte, size)
+		}
+		buf = buf[:size]
+		m.data = buf
+		n, err := f.ReadAt(buf, 0)
+		if int64(n) != size {
+			return fail(fmt.Sprintf("reading: %d of %d bytes (file changed while read?): %v", n, size, err))
+		}
+	} else {
+		data, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
+		if err != nil {
+			return fail("mmap: " + err.Error())
+		}
+		m.data, m.mapped = data, true
 	}
-	m.data = data
-	c := &pageChecker{data: data, size: fi.Size(), seen: map[uint64]bool{}}
-	// A file truncated under us faults: make that an error.
+	c := &pageChecker{data: m.data, size: size}
+	// A mapped file truncated under us faults: make that an error.
 	defer panicOnFault()()
 	defer func() {
 		if r := recover(); r != nil {
@@ -94,11 +130,11 @@ func mapSegment(path string) (m *mappedSeg) {
 }
 
 type pageChecker struct {
-	data    []byte // the file, mapped
+	data    []byte // the file
 	size    int64
 	hwm     uint64
 	fatal   bool
-	seen    map[uint64]bool
+	seen    []uint64 // bitmap of the pages referenced so far
 	msgs    []string
 	logRefs []chunkRef
 }
@@ -164,8 +200,16 @@ func (c *pageChecker) run() {
 		return
 	}
 	c.hwm = hwm
+	c.seen = make([]uint64, (hwm+63)/64)
+	// Two log chunks a page: size the list once.
+	c.logRefs = make([]chunkRef, 0, 2*hwm)
 	c.tree(root, 0, true, false)
 }
+
+// isSeen and markSeen read and set page id's bit in seen (id < hwm).
+func (c *pageChecker) isSeen(id uint64) bool { return c.seen[id/64]&(1<<(id%64)) != 0 }
+
+func (c *pageChecker) markSeen(id uint64) { c.seen[id/64] |= 1 << (id % 64) }
 
 // page reads page id (with its overflow pages if full) and checks its
 // header; nil if it is bad.
@@ -174,14 +218,14 @@ func (c *pageChecker) page(id uint64) []byte {
 		c.fatalf("page %d: out of range [2, %d)", id, c.hwm)
 		return nil
 	}
-	if c.seen[id] {
+	if c.isSeen(id) {
 		c.fatalf("page %d: referenced twice (cycle or damage)", id)
 		return nil
 	}
 	h := c.data[id*pageSize : id*pageSize+pageHeaderSize]
 	if got := binary.LittleEndian.Uint64(h[0:]); got != id {
 		c.fail("page %d: header says page %d (overwritten or zeroed)", id, got)
-		c.seen[id] = true
+		c.markSeen(id)
 		return nil
 	}
 	overflow := uint64(binary.LittleEndian.Uint32(h[12:]))
@@ -190,11 +234,11 @@ func (c *pageChecker) page(id uint64) []byte {
 		return nil
 	}
 	for i := uint64(0); i <= overflow; i++ {
-		if c.seen[id+i] {
+		if c.isSeen(id + i) {
 			c.fatalf("page %d: overlaps page %d (cycle or damage)", id, id+i)
 			return nil
 		}
-		c.seen[id+i] = true
+		c.markSeen(id + i)
 	}
 	return c.data[id*pageSize : (id+overflow+1)*pageSize]
 }
