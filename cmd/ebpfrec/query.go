@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -46,7 +47,7 @@ func queryAction(c *cli.Context) error {
 	if !analyze.IsExport(dir) {
 		out, cleanup, err := exportTemp(ctx, c, dir)
 		if err != nil {
-			return err
+			return fmt.Errorf("query: %s is not an export (no %s), and exporting it as a recording failed: %w", dir, analyze.ManifestFile, err)
 		}
 		defer cleanup()
 		dir = out
