@@ -172,7 +172,6 @@ type streamState struct {
 	name string
 	dec  decoder
 	loss store.Loss // latest cumulative counters
-	seen bool
 }
 
 // exporter is one run of Export.
@@ -205,6 +204,7 @@ type exporter struct {
 
 	batches, events, rawBytes uint64
 	damaged, decodeErrs       uint64
+	firstDecodeErr            string
 	warnings                  []string
 	moreWarnings              int
 
@@ -388,7 +388,7 @@ func Export(ctx context.Context, dir, out string, opts Options) (*Manifest, erro
 			return nil, fmt.Errorf("export: %w", x.err)
 		}
 		if opts.Strict && x.decodeErrs > 0 {
-			return nil, fmt.Errorf("export: %w: %s (refused with --strict)", ErrDamaged, x.warnings[len(x.warnings)-1])
+			return nil, fmt.Errorf("export: %w: %s (refused with --strict)", ErrDamaged, x.firstDecodeErr)
 		}
 		if x.batches%256 == 0 {
 			progress()
@@ -498,7 +498,6 @@ func (x *exporter) onLoss(lp store.LossPoint) {
 // the one before it in the log: a lower value is stale, not a reset.
 func (x *exporter) counters(s *streamState, t int64, seq uint64, l store.Loss) {
 	d := rise(&s.loss, l)
-	s.seen = true
 	if d.Total() == 0 {
 		return
 	}
@@ -627,7 +626,11 @@ func (x *exporter) batch(b *store.Batch) {
 func (x *exporter) undecodable(s *streamState, b *store.Batch, i int, err error) {
 	x.decodeErrs++
 	msg := err.Error()
-	x.warn("stream %s, batch %d, event %d: %v: exported to the raw table", s.name, b.Seq, i, err)
+	where := fmt.Sprintf("stream %s, batch %d, event %d: %v", s.name, b.Seq, i, err)
+	if x.firstDecodeErr == "" {
+		x.firstDecodeErr = where
+	}
+	x.warn("%s: exported to the raw table", where)
 	x.rawRow(s, b, i, &msg)
 }
 
