@@ -19,7 +19,9 @@
 // followed by the event's own fields at their width and signedness (see
 // ExecRow, ExitRow, OpenRow, TCPRow, SyscallRow). Strings are UTF-8;
 // repetitive ones (comm, filename, path, syscall, states) are
-// dictionary-encoded. TCP addresses are strings that DuckDB casts to INET.
+// dictionary-encoded. TCP addresses are canonical strings ("10.0.0.1",
+// "2001:db8::1") that DuckDB casts to INET (with its inet extension, which
+// OpenDB never downloads: INSTALL inet once where the network allows).
 //
 // Timestamps are Parquet TIMESTAMP(NANOS) with isAdjustedToUTC=false, which
 // DuckDB reads as TIMESTAMP_NS: nanosecond precision, values in UTC. (With
@@ -28,5 +30,11 @@
 //
 // The other tables are raw (RawRow), losses (LossRow) and recording
 // (RecordingRow). An export folder also holds export.json (Manifest), written
-// last: a folder without it is not a complete export.
+// last: a folder without it is not a complete export. With
+// Options.Partition the files are in Hive-style folders
+// host=HOST/date=YYYY-MM-DD/ (by each row's UTC date), and OpenDB's views add
+// host and date columns; exports of many recordings, each in its own folder
+// under one root, are read together with
+//
+//	read_parquet('ROOT/*/host=*/date=*/exec.parquet', hive_partitioning = true)
 package analyze

@@ -61,7 +61,8 @@ type Options struct {
 	Strict bool
 	// Progress, if set, is called now and then with the progress.
 	Progress func(Progress)
-	// WriterPath chooses the Parquet writer (default DefaultWriterPath).
+	// WriterPath chooses the Parquet writer (default ParquetGo, the faster:
+	// see WriterPath).
 	WriterPath WriterPath
 	// Version is the tool version written into the files.
 	Version string
