@@ -1,37 +1,35 @@
 package analyze
 
 import (
+	"bytes"
 	"fmt"
-	"io"
 	"reflect"
 	"testing"
 
 	"github.com/ebpfrec/ebpfrec/bpf/tracers"
-	"github.com/ebpfrec/ebpfrec/store"
+	_ "github.com/ebpfrec/ebpfrec/bpf/tracers/all" // replay decodes with the registry
+	"github.com/ebpfrec/ebpfrec/replay"
 )
 
 // TestRoundTrip checks that the rows of every event table equal the events
-// that the tracers' own Decode gives for the same recording, field by field
-// (by json name), in order, with the time, stream, cpu and seq columns.
+// that replay decodes (with the tracers' own Decode) from the same
+// recording, field by field (by json name), in order, with the time, stream,
+// cpu and seq columns; and the raw table the undecoded events.
 func TestRoundTrip(t *testing.T) {
 	rec, _ := mixed(t)
 	roundTrip(t, rec, []WriterPath{ParquetGo, ArrowParquet})
 }
 
-// TestRoundTripDemo does the same on the demo fixture (every tracer, real
-// kernel events). Its exec events have an older layout that the tracer's
-// Decode refuses: that table is checked in TestFixtureDemo.
-func TestRoundTripDemo(t *testing.T) {
+// TestRoundTripFixtures does the same on the demo fixture (every tracer,
+// real kernel events) and the userobj fixture (raw events only).
+func TestRoundTripFixtures(t *testing.T) {
 	roundTrip(t, fixture(t, "demo"), []WriterPath{ParquetGo})
+	roundTrip(t, fixture(t, "userobj"), []WriterPath{ParquetGo})
 }
 
 func roundTrip(t *testing.T, rec string, paths []WriterPath) {
-	// Decode the recording with the tracers' registry decoders.
-	r, err := store.Open(rec, store.ReaderOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	meta := r.Meta()
+	// Decode the recording as replay does: every event through its stream's
+	// built-in tracer's Decode, in recorded order.
 	type decoded struct {
 		fields map[string]any
 		seq    uint64
@@ -40,50 +38,44 @@ func roundTrip(t *testing.T, rec string, paths []WriterPath) {
 		time   int64
 	}
 	want := map[string][]decoded{}
-	builtins := map[string]tracers.Builtin{}
+	var raw []decoded
 	skip := map[string]bool{}
-	for {
-		b, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		si, _ := meta.Stream(b.Stream)
-		if si.Tracer == "" {
-			continue
-		}
-		tr := builtins[si.Tracer]
-		if tr == nil {
-			if tr, err = tracers.New(si.Tracer, tracers.Options{}); err != nil {
-				t.Fatal(err)
-			}
-			builtins[si.Tracer] = tr
-		}
-		for _, e := range b.Events {
-			ev, err := tr.Decode(tr.Streams()[0].Name, e.Raw)
-			if err != nil {
-				if !skip[si.Tracer] {
-					t.Logf("%s: %v: table not compared", si.Tracer, err)
-				}
-				skip[si.Tracer] = true
-				continue
-			}
-			var cpu any
-			if e.CPU >= 0 {
-				cpu = int32(e.CPU)
-			}
-			want[si.Tracer] = append(want[si.Tracer], decoded{tracers.FieldValues(ev), b.Seq, b.Stream, cpu, int64(ev.KernelTime()) + meta.MonoToWall})
-		}
+	rp, err := replay.Open(rec, replay.Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	r.Close()
+	mono := rp.Meta().MonoToWall
+	rp.HandleDecoded(func(d *replay.Decoded) error {
+		var cpu any
+		if d.CPU >= 0 {
+			cpu = int32(d.CPU)
+		}
+		if d.Event == nil {
+			if d.Err != nil {
+				if !skip[d.Stream.Tracer] {
+					t.Logf("%s: %v: table not compared", d.Stream.Tracer, d.Err)
+				}
+				skip[d.Stream.Tracer] = true
+				return nil
+			}
+			raw = append(raw, decoded{map[string]any{"bytes": bytes.Clone(d.Raw), "index": uint32(d.Index), "length": uint32(len(d.Raw))},
+				d.Seq, d.Stream.Name, cpu, d.Timestamp.UnixNano()})
+			return nil
+		}
+		ev := d.Event
+		want[ev.Tracer()] = append(want[ev.Tracer()], decoded{tracers.FieldValues(ev), d.Seq, d.Stream.Name, cpu, int64(ev.KernelTime()) + mono})
+		return nil
+	})
+	if _, err := rp.Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	want[TableRaw] = raw
 
 	for _, path := range paths {
 		t.Run(path.String(), func(t *testing.T) {
 			out, _ := export(t, rec, Options{WriterPath: path})
 			db := openDB(t, out)
-			for _, table := range []string{TableExec, TableExit, TableOpen, TableTCP, TableSyscalls} {
+			for _, table := range []string{TableExec, TableExit, TableOpen, TableTCP, TableSyscalls, TableRaw} {
 				if skip[table] {
 					continue
 				}
@@ -120,7 +112,7 @@ func roundTrip(t *testing.T, rec string, paths []WriterPath) {
 					if ts := fmt.Sprint(got["time"]); ts != fmt.Sprint(timeNs(w.time)) {
 						t.Fatalf("%s row %d: time %s, want %s", table, i, ts, fmt.Sprint(timeNs(w.time)))
 					}
-					if len(got) != len(w.fields)+4 {
+					if extra := map[bool]int{true: 5, false: 4}[table == TableRaw]; len(got) != len(w.fields)+extra {
 						t.Fatalf("%s: columns %v, event fields %v", table, res.Columns, w.fields)
 					}
 				}
