@@ -508,3 +508,37 @@ func TestStaleLossSnapshots(t *testing.T) {
 		t.Errorf("summary loss series sums to %d", sum)
 	}
 }
+
+// TestQueryFleet: a folder of exports (one per recording) is queried as one.
+func TestQueryFleet(t *testing.T) {
+	rec, want := mixed(t)
+	fleet := t.TempDir()
+	ctx := context.Background()
+	for _, name := range []string{"a", "b"} {
+		if _, err := Export(ctx, rec, filepath.Join(fleet, name), Options{Partition: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.MkdirAll(filepath.Join(fleet, "not-an-export"), 0o700)
+	db, m, err := OpenDB(ctx, fleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if m.Events != 2*uint64(want.Events) {
+		t.Errorf("fleet events %d", m.Events)
+	}
+	if n := one[int](t, db, "SELECT count(*) FROM exec WHERE host = 'web-1' AND date = DATE '2026-11-25'"); n != 400 {
+		t.Errorf("fleet execs %d, want 400", n)
+	}
+	if n := one[int](t, db, "SELECT count(*) FROM recording"); n != 2 {
+		t.Errorf("fleet recordings %d", n)
+	}
+	// Mixed layouts are refused.
+	if _, err := Export(ctx, rec, filepath.Join(fleet, "flat"), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := OpenDB(ctx, fleet); err == nil || !strings.Contains(err.Error(), "mixes partitioned and flat") {
+		t.Errorf("mixed fleet: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -17,17 +18,67 @@ import (
 	_ "github.com/duckdb/duckdb-go/v2"
 )
 
-// OpenDB opens an in-memory DuckDB with one view per table of the export in
-// dir (exec, exit, open, tcp, syscalls, raw, losses, recording), reading its
-// Parquet files in place; a partitioned export's views have host and date
-// columns too. The caller closes the DB.
-func OpenDB(ctx context.Context, dir string) (*sql.DB, *Manifest, error) {
-	m, err := ReadManifest(dir)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s is not an export (no readable %s): %w", dir, ManifestFile, err)
+// FindExports returns dir if it holds an export, else the exports in its
+// subfolders (a fleet: one export per recording under one root), sorted.
+func FindExports(dir string) ([]string, error) {
+	if IsExport(dir) {
+		return []string{dir}, nil
 	}
-	if m.Format != FormatParquet {
-		return nil, nil, fmt.Errorf("%s is an %s export: queries read Parquet exports (export with --format parquet)", dir, m.Format)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if sub := filepath.Join(dir, e.Name()); e.IsDir() && IsExport(sub) {
+			out = append(out, sub)
+		}
+	}
+	return out, nil
+}
+
+// OpenDB opens an in-memory DuckDB with one view per table (exec, exit,
+// open, tcp, syscalls, raw, losses, recording) over the export in dir, or
+// over every export in dir's subfolders (see FindExports), reading their
+// Parquet files in place; views of partitioned exports have host and date
+// columns too. The manifest returned lists the files of all of them. The
+// caller closes the DB.
+func OpenDB(ctx context.Context, dir string) (*sql.DB, *Manifest, error) {
+	dirs, err := FindExports(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(dirs) == 0 {
+		return nil, nil, fmt.Errorf("%s is not an export (no %s in it or its subfolders)", dir, ManifestFile)
+	}
+	var all *Manifest
+	files := map[string][]string{}
+	for _, d := range dirs {
+		m, err := ReadManifest(d)
+		if err != nil {
+			return nil, nil, err
+		}
+		if m.Format != FormatParquet {
+			return nil, nil, fmt.Errorf("%s is an %s export: queries read Parquet exports (export with --format parquet)", d, m.Format)
+		}
+		if all == nil {
+			all = &Manifest{Version: ManifestVersion, Format: FormatParquet, Partitioned: m.Partitioned}
+			if len(dirs) == 1 {
+				all = m
+			}
+		} else if m.Partitioned != all.Partitioned {
+			return nil, nil, fmt.Errorf("%s mixes partitioned and flat exports (%s): query them separately", dir, d)
+		}
+		for _, t := range m.Tables {
+			for _, f := range t.Files {
+				files[t.Name] = append(files[t.Name], sqlString(filepath.Join(d, filepath.FromSlash(f))))
+			}
+		}
+		if len(dirs) > 1 {
+			all.Events += m.Events
+			all.Batches += m.Batches
+			all.Warnings = append(all.Warnings, m.Warnings...)
+		}
 	}
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
@@ -42,22 +93,18 @@ func OpenDB(ctx context.Context, dir string) (*sql.DB, *Manifest, error) {
 		db.Close()
 		return nil, nil, err
 	}
-	for _, t := range m.Tables {
-		if len(t.Files) == 0 {
+	for _, name := range Tables {
+		if len(files[name]) == 0 {
 			continue
 		}
-		var files []string
-		for _, f := range t.Files {
-			files = append(files, sqlString(filepath.Join(dir, filepath.FromSlash(f))))
-		}
-		q := fmt.Sprintf("CREATE VIEW %s AS SELECT * FROM read_parquet([%s], hive_partitioning = %t)",
-			sqlIdent(t.Name), strings.Join(files, ", "), m.Partitioned)
+		q := fmt.Sprintf("CREATE VIEW %s AS SELECT * FROM read_parquet([%s], hive_partitioning = %t, union_by_name = true)",
+			sqlIdent(name), strings.Join(files[name], ", "), all.Partitioned)
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			db.Close()
-			return nil, nil, fmt.Errorf("view %s: %w", t.Name, err)
+			return nil, nil, fmt.Errorf("view %s: %w", name, err)
 		}
 	}
-	return db, m, nil
+	return db, all, nil
 }
 
 func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

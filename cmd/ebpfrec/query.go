@@ -15,10 +15,12 @@ func init() {
 	register(&cli.Command{
 		Name:      "query",
 		Usage:     "answer a SQL question about a recording or an export, with DuckDB in process",
-		ArgsUsage: "RECORDING|EXPORT SQL",
+		ArgsUsage: "RECORDING|EXPORT|FLEET SQL",
 		Description: "Runs DuckDB over the tables of an export (see export), each visible as a view\n" +
 			"named after its table: exec, exit, open, tcp, syscalls, raw, losses, recording.\n" +
-			"A recording is exported to a temporary folder first (removed afterwards).\n\n" +
+			"A recording is exported to a temporary folder first (removed afterwards). A\n" +
+			"folder whose subfolders are exports (one per recording, e.g. of a fleet, made\n" +
+			"with export --partition) is queried as one: its views have host and date columns.\n\n" +
 			"Example:\n" +
 			"  ebpfrec query rec \"SELECT comm, count(*) AS execs FROM exec GROUP BY comm ORDER BY execs DESC LIMIT 10\"",
 		Flags: []cli.Flag{
@@ -44,7 +46,11 @@ func queryAction(c *cli.Context) error {
 	} else if !st.IsDir() {
 		return usageError("query: %s is not a directory", dir)
 	}
-	if !analyze.IsExport(dir) {
+	exports, err := analyze.FindExports(dir)
+	if err != nil {
+		return err
+	}
+	if len(exports) == 0 {
 		out, cleanup, err := exportTemp(ctx, c, dir)
 		if err != nil {
 			return fmt.Errorf("query: %s is not an export (no %s), and exporting it as a recording failed: %w", dir, analyze.ManifestFile, err)
