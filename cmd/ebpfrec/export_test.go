@@ -150,6 +150,17 @@ func TestQueryCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &rows); code != 0 || err != nil || len(rows) != 1 || rows[0]["host"] != "vm" || rows[0]["events"].(float64) < 1000 {
 		t.Errorf("json: code %d, %v: %s", code, err, stdout)
 	}
+	// A fleet: a folder of partitioned exports, queried as one.
+	fleet := t.TempDir()
+	for _, name := range []string{"demo", "loss"} {
+		if _, stderr, code := runCmd(t, "export", "-q", "--partition", "-o", filepath.Join(fleet, name), fixtureDir(t, name)); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	stdout, stderr, code = runCmd(t, "query", "--format", "csv", fleet, "SELECT host, date, count(*) AS recordings FROM recording GROUP BY ALL")
+	if code != 0 || stdout != "host,date,recordings\nvm,2026-11-25,2\n" {
+		t.Errorf("fleet query: code %d\n%s%s", code, stdout, stderr)
+	}
 	// Errors: bad SQL (1), bad usage (2).
 	if _, stderr, code := runCmd(t, "query", exp, "SELECT nope FROM exec"); code != exitFailure || !strings.Contains(stderr, "nope") {
 		t.Errorf("bad SQL: code %d: %s", code, stderr)
