@@ -135,8 +135,8 @@ func recordAction(c *cli.Context) error {
 			return usageError("%v", err)
 		}
 	}
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(c.App.ErrWriter, "ebpfrec: warning: not running as root: loading BPF programs will probably fail (use sudo)")
+	if !canLoadBPF() {
+		return cli.Exit("ebpfrec: record needs root (or the capabilities CAP_BPF and CAP_PERFMON) to load BPF programs: run it with sudo", exitFailure)
 	}
 
 	ctx, cancel := context.WithCancel(c.Context)
@@ -400,6 +400,21 @@ func printRecordSummary(w io.Writer, s *record.Summary) {
 	if lost {
 		fmt.Fprintln(w, "warning: events were lost; a larger --ringbuf-size/--perf-buffer-size or fewer selected processes may help")
 	}
+}
+
+// canLoadBPF reports whether this process may load tracing BPF programs:
+// it is root, or has CAP_BPF and CAP_PERFMON in its effective set.
+func canLoadBPF() bool {
+	if os.Geteuid() == 0 {
+		return true
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return true // cannot tell: let the kernel say
+	}
+	has := func(c uint) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
+	return has(unix.CAP_BPF) && has(unix.CAP_PERFMON)
 }
 
 func isTerminal(f *os.File) bool {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,4 +132,44 @@ func TestRecordSIGKILL(t *testing.T) {
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()
 	checkRecording(t, dir)
+}
+
+// Without privileges, record says in one line what to do, and creates nothing.
+func TestRecordUnprivileged(t *testing.T) {
+	kerneltest.Require(t) // root, to drop to nobody
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv (util-linux) is not installed")
+	}
+	dir, err := os.MkdirTemp("", "ebpfrec-unpriv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := filepath.Join(dir, "ebpfrec.test")
+	if err := os.WriteFile(self, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "rec")
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", self, "-test.run=^$", "--",
+		"record", "--duration", "1s", "-o", out)
+	cmd.Env = append(os.Environ(), envMain+"=1")
+	msg, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitFailure {
+		t.Fatalf("exit: %v, want code %d; output: %s", err, exitFailure, msg)
+	}
+	if !bytes.Contains(msg, []byte("needs root")) || bytes.Count(bytes.TrimSpace(msg), []byte("\n")) != 0 {
+		t.Errorf("want one line saying root is needed, got: %s", msg)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("%s created (stat: %v)", out, err)
+	}
 }
