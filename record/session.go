@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,6 +48,9 @@ func (s *session) run(ctx context.Context) (sum *Summary, err error) {
 		}
 	}()
 
+	if err := ensureTracefs(log); err != nil {
+		return nil, err
+	}
 	if err := s.setupFilter(); err != nil {
 		return nil, err
 	}
@@ -588,4 +592,25 @@ func watchPIDs(pids []uint32) (<-chan struct{}, error) {
 		}
 	}()
 	return done, nil
+}
+
+// ensureTracefs mounts tracefs at /sys/kernel/tracing where it is missing
+// (tracepoint attachment needs it), and says so. Without the privilege to
+// mount, the tracers that need it say what to do when they attach.
+func ensureTracefs(log *slog.Logger) error {
+	const dir = "/sys/kernel/tracing"
+	if _, err := os.Stat(dir + "/events"); err == nil {
+		return nil
+	}
+	if _, err := os.Stat("/sys/kernel/debug/tracing/events"); err == nil {
+		return nil
+	}
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	if err := unix.Mount("tracefs", dir, "tracefs", 0, ""); err != nil {
+		return fmt.Errorf("record: tracefs is not mounted and mounting it failed: %w (mount -t tracefs tracefs %s)", err, dir)
+	}
+	log.Warn("record: mounted tracefs at " + dir)
+	return nil
 }
