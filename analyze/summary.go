@@ -271,7 +271,11 @@ func Summarize(ctx context.Context, dir string, opts SummaryOptions) (*Summary, 
 				if derr = tcp.Decode(e.Raw, &tcpEv); derr == nil {
 					seen(int64(tcpEv.KtimeNs) + off)
 					proc(tcpEv.Pid, tcpEv.Command)
-					key := tcpEv.DstAddr().String()
+					dst := tcpEv.DstAddr()
+					if dst.Addr().IsUnspecified() {
+						break // a listening or unconnected socket: no peer
+					}
+					key := dst.String()
 					p := peers[key]
 					if p == nil {
 						p = &peerAcc{sockets: map[uint64]bool{}, comms: map[string]bool{}}
