@@ -113,24 +113,32 @@ func stderrIsTerminal(c *cli.Context) bool {
 // progressBar draws "[#####.....]  45%  1.2M/2.6M events" on one line.
 type progressBar struct {
 	w     io.Writer
+	start time.Time
 	last  time.Time
 	drawn bool
 }
 
 func (b *progressBar) update(p analyze.Progress) {
 	now := time.Now()
+	if b.start.IsZero() {
+		b.start = now
+	}
 	if now.Sub(b.last) < 100*time.Millisecond {
 		return
 	}
 	b.last = now
+	rate := ""
+	if el := now.Sub(b.start).Seconds(); el > 0.5 {
+		rate = "  " + human(uint64(float64(p.Events)/el)) + "/s"
+	}
 	const width = 30
 	if p.TotalEvents == 0 {
-		fmt.Fprintf(b.w, "\rexporting: %s events", human(p.Events))
+		fmt.Fprintf(b.w, "\rexporting: %s events%s\033[K", human(p.Events), rate)
 	} else {
 		frac := min(float64(p.Events)/float64(p.TotalEvents), 1)
 		n := int(frac * width)
-		fmt.Fprintf(b.w, "\r[%s%s] %3.0f%%  %s/%s events", strings.Repeat("#", n), strings.Repeat(".", width-n),
-			frac*100, human(p.Events), human(p.TotalEvents))
+		fmt.Fprintf(b.w, "\r[%s%s] %3.0f%%  %s/%s events%s\033[K", strings.Repeat("#", n), strings.Repeat(".", width-n),
+			frac*100, human(p.Events), human(p.TotalEvents), rate)
 	}
 	b.drawn = true
 }
