@@ -90,8 +90,9 @@ type Stream struct {
 }
 
 // Event is a decoded event of a built-in tracer: a Go struct with stable
-// snake_case `json` and `parquet` tags on every field, written as is by
-// analyze (parquet-go generic writers) and printed by replay.
+// snake_case `json` and `parquet` tags on every field. replay prints it
+// (text and JSON lines); analyze maps it to its own row types, which add
+// the wall-clock time, stream, CPU and batch sequence.
 type Event interface {
 	// Tracer names the tracer that produced the event.
 	Tracer() string
