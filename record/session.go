@@ -48,6 +48,11 @@ func (s *session) run(ctx context.Context) (sum *Summary, err error) {
 		}
 	}()
 
+	// Processes given by PID must exist; the recording ends when they exit.
+	pidsDone, err := watchPIDs(s.opts.PIDs)
+	if err != nil {
+		return nil, err
+	}
 	if err := ensureTracefs(log); err != nil {
 		return nil, err
 	}
@@ -115,7 +120,7 @@ func (s *session) run(ctx context.Context) (sum *Summary, err error) {
 		}
 	}
 	running = true
-	return s.loop(ctx)
+	return s.loop(ctx, pidsDone)
 }
 
 // removeRecording removes a recording that never started: the directory if
@@ -336,7 +341,7 @@ func (s *session) startCommand() error {
 }
 
 // loop runs the readers until the recording ends, then drains and returns.
-func (s *session) loop(ctx context.Context) (*Summary, error) {
+func (s *session) loop(ctx context.Context, pidsDone <-chan struct{}) (*Summary, error) {
 	readCtx, stopReaders := context.WithCancel(context.Background())
 	defer stopReaders()
 	var wg sync.WaitGroup
@@ -358,12 +363,12 @@ func (s *session) loop(ctx context.Context) (*Summary, error) {
 	}
 	s.storeLoss(true)
 
+	var runErr error
 	var cmdDone chan struct{}
 	if s.cmd != nil {
 		cmdDone = make(chan struct{})
 		if err := s.cmd.release(); err != nil {
-			s.cmd.abort()
-			return nil, err
+			runErr = err // stop at once, below, keeping what was read
 		}
 		go func() {
 			code, err := s.cmd.wait()
@@ -373,10 +378,6 @@ func (s *session) loop(ctx context.Context) (*Summary, error) {
 			s.commandExit = code
 			close(cmdDone)
 		}()
-	}
-	pidsDone, err := watchPIDs(s.opts.PIDs)
-	if err != nil {
-		return nil, err
 	}
 	var deadline <-chan time.Time
 	if s.opts.Duration > 0 {
@@ -389,10 +390,9 @@ func (s *session) loop(ctx context.Context) (*Summary, error) {
 	progTick := time.NewTicker(s.opts.ProgressInterval)
 	defer progTick.Stop()
 
-	var runErr error
 	aborted := false
 wait:
-	for {
+	for runErr == nil {
 		select {
 		case <-ctx.Done():
 			break wait
