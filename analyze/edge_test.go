@@ -16,6 +16,7 @@ import (
 
 	"github.com/ebpfrec/ebpfrec/analyze/internal/synth"
 	execTracer "github.com/ebpfrec/ebpfrec/bpf/tracers/exec"
+	"github.com/ebpfrec/ebpfrec/internal/kerneltest"
 	"github.com/ebpfrec/ebpfrec/store"
 )
 
@@ -305,7 +306,10 @@ func TestReadOnlyOutput(t *testing.T) {
 	os.MkdirAll(ro, 0o700)
 	// Root ignores permission bits: a read-only mount is the real test.
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", ro).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a read-only tmpfs: %v: %s", err, out)
+		if os.Getenv(kerneltest.EnvRequire) != "" {
+			t.Fatalf("cannot mount a read-only tmpfs (%s is set): %v: %s", kerneltest.EnvRequire, err, out)
+		}
+		t.Skipf("cannot mount a read-only tmpfs (needs root): %v: %s", err, out)
 	}
 	defer exec.Command("umount", ro).Run()
 	_, err := Export(context.Background(), rec, filepath.Join(ro, "out"), Options{})

@@ -17,7 +17,7 @@ func fixture(t *testing.T, name string) string {
 	t.Helper()
 	dir := filepath.Join("..", "fixtures", name)
 	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("fixture %s: %v", name, err)
+		t.Fatalf("fixture %s: %v", name, err)
 	}
 	return dir
 }

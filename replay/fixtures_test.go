@@ -30,7 +30,7 @@ func fixtures(t *testing.T) []string {
 		}
 	}
 	if len(names) == 0 {
-		t.Skip("no fixtures with fingerprints in " + fixturesDir)
+		t.Fatal("no fixtures with fingerprints in " + fixturesDir + " (they are committed: see fixtures/README.md)")
 	}
 	return names
 }
