@@ -254,6 +254,9 @@ func Create(dir string, meta Meta, opts WriterOptions) (*Writer, error) {
 	}
 	w.appendSeg = 1
 	w.resetAppendSegment()
+	// The first buffer at its full size: growing it by appends would copy
+	// it about twice over while the caller waits.
+	w.pending = make([]byte, 0, opts.FlushBytes+opts.FlushBytes/8)
 	w.wg.Add(1)
 	go w.committer()
 	return w, nil
@@ -749,6 +752,9 @@ func (w *Writer) commit(j *job) error {
 	}
 	// Lay out the chunks: keys and values must stay valid until the commit.
 	n := (len(data) + chunkData - 1) / chunkData
+	if need := len(data) + 4*n; cap(w.valbuf) < need {
+		w.valbuf = make([]byte, 0, need)
+	}
 	w.keybuf = w.keybuf[:0]
 	w.valbuf = w.valbuf[:0]
 	si := 0
