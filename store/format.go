@@ -396,10 +396,15 @@ func errLength(l uint64, left int) error {
 	return fmt.Errorf("length %d exceeds the %d bytes left", l, left)
 }
 
-// uvarintFast is binary.Uvarint with the one-byte case inline.
+// uvarintFast is binary.Uvarint with the one- and two-byte cases inline.
 func uvarintFast(p []byte) (uint64, int) {
-	if len(p) > 0 && p[0] < 0x80 {
-		return uint64(p[0]), 1
+	if len(p) > 1 {
+		if p[0] < 0x80 {
+			return uint64(p[0]), 1
+		}
+		if p[1] < 0x80 {
+			return uint64(p[0]&0x7f) | uint64(p[1])<<7, 2
+		}
 	}
 	return binary.Uvarint(p)
 }
@@ -417,7 +422,11 @@ func decodeEventsShared(evs []Event, p []byte, ts time.Time, cpu int) error {
 		if l > uint64(len(p)) {
 			return errEvent(i, errLength(l, len(p)))
 		}
-		evs[i] = Event{Raw: p[:l:l], Timestamp: ts, CPU: cpu}
+		e := &evs[i]
+		e.Raw = p[:l:l]
+		e.Timestamp = ts
+		e.CPU = cpu
+		e.Lost = 0
 		p = p[l:]
 	}
 	if len(p) != 0 {
@@ -429,7 +438,10 @@ func decodeEventsShared(evs []Event, p []byte, ts time.Time, cpu int) error {
 // decodeEvents decodes the events of a batch in the general case.
 func decodeEvents(evs []Event, p []byte, flags byte, t0 int64, cpu0 int) error {
 	tOne := nsTime(t0)
-	var prev int64
+	// prev is the previous event's time in ns; sec and nsec the same split
+	// as time.Unix wants it (0 <= nsec < 1e9), kept up to date by adding
+	// the deltas so that the common small delta needs no division.
+	var prev, sec, nsec int64
 	for i := range evs {
 		e := &evs[i]
 		if flags&flagOneTime != 0 {
@@ -445,7 +457,18 @@ func decodeEvents(evs []Event, p []byte, flags byte, t0 int64, cpu0 int) error {
 				d = ^d
 			}
 			prev += d
-			e.Timestamp = nsTime(prev)
+			nsec += d
+			if uint64(nsec) >= 1e9 || i == 0 {
+				sec, nsec = prev/1e9, prev%1e9
+				if nsec < 0 {
+					sec, nsec = sec-1, nsec+1e9
+				}
+			}
+			if prev == zeroTimeNS {
+				e.Timestamp = time.Time{}
+			} else {
+				e.Timestamp = time.Unix(sec, nsec)
+			}
 		}
 		if flags&flagOneCPU != 0 {
 			e.CPU = cpu0

@@ -88,3 +88,88 @@ func TestDecodeRejectsTamperedRecords(t *testing.T) {
 		}
 	}
 }
+
+// refDecodeEvents is the plain decoder of a batch's events (binary.Uvarint
+// and binary.Varint, time.Unix per event) that decodeEvents and
+// decodeEventsShared must agree with.
+func refDecodeEvents(n int, body []byte, flags byte, t0, cpu0 int64) ([]Event, bool) {
+	r := reader{b: body}
+	evs := make([]Event, n)
+	var prev int64
+	for i := range evs {
+		e := &evs[i]
+		if flags&flagOneTime != 0 {
+			e.Timestamp = nsTime(t0)
+		} else {
+			prev += r.varint()
+			e.Timestamp = nsTime(prev)
+		}
+		if flags&flagOneCPU != 0 {
+			e.CPU = int(cpu0)
+		} else {
+			e.CPU = int(r.varint())
+		}
+		if flags&flagNoLost == 0 {
+			e.Lost = r.uvarint()
+		}
+		l := r.uvarint()
+		if r.err != nil || l > uint64(len(r.b)) {
+			return nil, false
+		}
+		e.Raw = r.b[:l:l]
+		r.b = r.b[l:]
+	}
+	return evs, len(r.b) == 0
+}
+
+// FuzzDecodeEvents checks the fast event decoders against refDecodeEvents
+// on arbitrary bodies: same events (time, CPU, Lost, bytes) or both fail.
+func FuzzDecodeEvents(f *testing.F) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := 0; i < 6; i++ {
+		b := genBatch(rng, i, testBase.Add(time.Duration(i)*time.Second))
+		b.Events = b.Events[:min(len(b.Events), 4)]
+		rec, _, _, err := appendBatchRecord(nil, nil, b, 0, false)
+		if err != nil {
+			f.Fatal(err)
+		}
+		h, _ := parseHeader(rec)
+		r := reader{b: rec[headerSize:]}
+		r.uvarint()
+		r.uvarint()
+		r.uvarint()
+		var t0, cpu0 int64
+		if h.flags&flagOneTime != 0 {
+			t0 = r.varint()
+		}
+		if h.flags&flagOneCPU != 0 {
+			cpu0 = r.varint()
+		}
+		f.Add(r.b, h.flags, uint8(h.events), t0, cpu0)
+	}
+	f.Add([]byte{0x80, 0x00, 0x01, 0x41}, byte(flagOneTime|flagOneCPU), uint8(1), int64(zeroTimeNS), int64(-1))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x00, 0x00}, byte(flagNoLost), uint8(1), int64(0), int64(0))
+	f.Fuzz(func(t *testing.T, body []byte, flags byte, n uint8, t0, cpu0 int64) {
+		flags &= flagOneTime | flagOneCPU | flagNoLost
+		want, ok := refDecodeEvents(int(n), body, flags, t0, cpu0)
+		got := make([]Event, n)
+		var err error
+		if flags == flagOneTime|flagOneCPU|flagNoLost {
+			err = decodeEventsShared(got, body, nsTime(t0), int(cpu0))
+		} else {
+			err = decodeEvents(got, body, flags, t0, int(cpu0))
+		}
+		if (err == nil) != ok {
+			t.Fatalf("fast decoder error %v, reference ok %v", err, ok)
+		}
+		if !ok {
+			return
+		}
+		for i := range want {
+			g, w := &got[i], &want[i]
+			if !g.Timestamp.Equal(w.Timestamp) || g.Timestamp.IsZero() != w.Timestamp.IsZero() || g.CPU != w.CPU || g.Lost != w.Lost || string(g.Raw) != string(w.Raw) {
+				t.Fatalf("event %d: got %v cpu %d lost %d %x, want %v cpu %d lost %d %x", i, g.Timestamp, g.CPU, g.Lost, g.Raw, w.Timestamp, w.CPU, w.Lost, w.Raw)
+			}
+		}
+	})
+}
