@@ -502,13 +502,18 @@ func (r *Replayer) batch(ctx context.Context, b *store.Batch) error {
 			r.stats.Unhandled++
 			return nil
 		}
-		evs := r.ringB[:0]
-		for i := range b.Events {
-			e := &b.Events[i]
-			evs = append(evs, bpf.RingbufEvent{Raw: e.Raw, Timestamp: e.Timestamp})
+		if cap(r.ringB) < len(b.Events) {
+			r.ringB = make([]bpf.RingbufEvent, len(b.Events))
+		}
+		evs := r.ringB[:len(b.Events)]
+		for i := range evs {
+			// Field by field: a struct literal would be copied whole, with
+			// its pointers, once per event.
+			e, d := &b.Events[i], &evs[i]
+			d.Raw = e.Raw
+			d.Timestamp = e.Timestamp
 			n += uint64(len(e.Raw))
 		}
-		r.ringB = evs
 		err = h(ctx, evs)
 	case store.KindPerfbuf:
 		h := r.perf[b.Stream]
@@ -519,13 +524,18 @@ func (r *Replayer) batch(ctx context.Context, b *store.Batch) error {
 			r.stats.Unhandled++
 			return nil
 		}
-		evs := r.perfB[:0]
-		for i := range b.Events {
-			e := &b.Events[i]
-			evs = append(evs, bpf.PerfbufEvent{Raw: e.Raw, CPU: e.CPU, Timestamp: e.Timestamp, Lost: e.Lost})
+		if cap(r.perfB) < len(b.Events) {
+			r.perfB = make([]bpf.PerfbufEvent, len(b.Events))
+		}
+		evs := r.perfB[:len(b.Events)]
+		for i := range evs {
+			e, d := &b.Events[i], &evs[i]
+			d.Raw = e.Raw
+			d.CPU = e.CPU
+			d.Timestamp = e.Timestamp
+			d.Lost = e.Lost
 			n += uint64(len(e.Raw))
 		}
-		r.perfB = evs
 		err = h(ctx, evs)
 	default:
 		r.stats.Unhandled++
