@@ -37,7 +37,8 @@ func checkPages(path string) (msgs []string, fatal bool) {
 // without bbolt (and without touching a page that failed the check).
 type loadedSeg struct {
 	data   []byte
-	mapped bool // data is an mmap of the file (else a pooled buffer)
+	mapped bool        // data is an mmap of the file (else scratch.buf)
+	sc     *segScratch // the pooled buffers data and refs use, if any
 	refs   []chunkRef
 	msgs   []string
 	fatal  bool
@@ -51,20 +52,34 @@ type chunkRef struct{ key, val []byte }
 // another tool) is mapped instead, so that memory stays bounded.
 const maxReadSegment = 256 << 20
 
-// segBufs holds the buffers segments are read into, for the next segment
-// or the next Reader: a segment is read with one pread into a buffer
-// that is reused, which costs less than mapping the file page by page and
-// unmapping it (the mapping's page table work, not the copy, dominated
-// reading: see BenchmarkRead).
+// segScratch holds the buffers of loading a segment: the file's bytes,
+// the chunk list and the checker's bitmap.
+type segScratch struct {
+	buf  []byte
+	refs []chunkRef
+	seen []uint64
+}
+
+// segBufs holds segScratch buffers for the next segment or the next
+// Reader: a segment is read with one pread into a buffer that is reused,
+// which costs less than mapping the file page by page and unmapping it
+// (the mapping's page table work, not the copy, dominated reading: see
+// BenchmarkRead); reusing the chunk list and bitmap too leaves a Reader
+// allocating nothing per segment in its steady state, so that the garbage
+// collector (and its write barriers on the decoded events) stays off.
 var segBufs sync.Pool
 
 func (m *loadedSeg) close() {
 	if m.data != nil {
 		if m.mapped {
 			syscall.Munmap(m.data)
-		} else {
-			b := m.data[:0]
-			segBufs.Put(&b)
+		}
+		if m.sc != nil {
+			if m.refs != nil {
+				m.sc.refs = m.refs[:0]
+			}
+			segBufs.Put(m.sc)
+			m.sc = nil
 		}
 		m.data, m.refs = nil, nil
 	}
@@ -95,15 +110,15 @@ func loadSegment(path string) (m *loadedSeg) {
 		return fail(fmt.Sprintf("file of %d bytes is too large for a segment", size))
 	}
 	if size <= maxReadSegment {
-		var buf []byte
-		if p, ok := segBufs.Get().(*[]byte); ok {
-			buf = *p
+		sc, _ := segBufs.Get().(*segScratch)
+		if sc == nil {
+			sc = new(segScratch)
 		}
-		if int64(cap(buf)) < size {
-			buf = make([]byte, size)
+		if int64(cap(sc.buf)) < size {
+			sc.buf, sc.refs = make([]byte, size), nil
 		}
-		buf = buf[:size]
-		m.data = buf
+		buf := sc.buf[:size]
+		m.data, m.sc = buf, sc
 		n, err := f.ReadAt(buf, 0)
 		if int64(n) != size {
 			return fail(fmt.Sprintf("reading: %d of %d bytes (file changed while read?): %v", n, size, err))
@@ -116,6 +131,9 @@ func loadSegment(path string) (m *loadedSeg) {
 		m.data, m.mapped = data, true
 	}
 	c := &pageChecker{data: m.data, size: size}
+	if m.sc != nil {
+		c.seen, c.logRefs = m.sc.seen, m.sc.refs
+	}
 	// A mapped file truncated under us faults: make that an error.
 	defer panicOnFault()()
 	defer func() {
@@ -126,6 +144,9 @@ func loadSegment(path string) (m *loadedSeg) {
 	}()
 	c.run()
 	m.msgs, m.fatal, m.refs = c.msgs, c.fatal, c.logRefs
+	if m.sc != nil && c.seen != nil {
+		m.sc.seen = c.seen
+	}
 	return m
 }
 
@@ -200,9 +221,17 @@ func (c *pageChecker) run() {
 		return
 	}
 	c.hwm = hwm
-	c.seen = make([]uint64, (hwm+63)/64)
+	if n := int((hwm + 63) / 64); cap(c.seen) >= n {
+		c.seen = c.seen[:n]
+		clear(c.seen)
+	} else {
+		c.seen = make([]uint64, n)
+	}
 	// Two log chunks a page: size the list once.
-	c.logRefs = make([]chunkRef, 0, 2*hwm)
+	if cap(c.logRefs) < int(2*hwm) {
+		c.logRefs = make([]chunkRef, 0, 2*hwm)
+	}
+	c.logRefs = c.logRefs[:0]
 	c.tree(root, 0, true, false)
 }
 
