@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"math"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 )
@@ -119,8 +120,7 @@ func loadSegment(path string) (m *loadedSeg) {
 		}
 		buf := sc.buf[:size]
 		m.data, m.sc = buf, sc
-		n, err := f.ReadAt(buf, 0)
-		if int64(n) != size {
+		if n, err := readAtParallel(f, buf); int64(n) != size {
 			return fail(fmt.Sprintf("reading: %d of %d bytes (file changed while read?): %v", n, size, err))
 		}
 	} else {
@@ -148,6 +148,46 @@ func loadSegment(path string) (m *loadedSeg) {
 		m.sc.seen = c.seen
 	}
 	return m
+}
+
+// parallelReadMin is the smallest file that readAtParallel splits.
+const parallelReadMin = 4 << 20
+
+// readAtParallel fills buf from the start of f. A large file is read in
+// up to GOMAXPROCS (at most 4) page-aligned parts at once: copying from
+// the page cache is bound by what one core can move (about 4 GB/s on this
+// project's VMs, as much time as iterating the same events in memory),
+// and the caller waits for the whole segment anyway.
+func readAtParallel(f *os.File, buf []byte) (int, error) {
+	parts := min(runtime.GOMAXPROCS(0), 4)
+	if len(buf) < parallelReadMin || parts < 2 {
+		return f.ReadAt(buf, 0)
+	}
+	step := (len(buf)/parts + pageSize - 1) &^ (pageSize - 1)
+	type result struct {
+		n   int
+		err error
+	}
+	res := make([]result, parts)
+	var wg sync.WaitGroup
+	for i := range parts {
+		lo := min(i*step, len(buf))
+		hi := min(lo+step, len(buf))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i].n, res[i].err = f.ReadAt(buf[lo:hi], int64(lo))
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for i, r := range res {
+		total += r.n
+		if r.err != nil || r.n < min(step, max(len(buf)-i*step, 0)) {
+			return total, r.err
+		}
+	}
+	return total, nil
 }
 
 type pageChecker struct {
