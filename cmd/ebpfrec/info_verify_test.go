@@ -5,12 +5,23 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ebpfrec/ebpfrec/store"
 )
+
+// markerBatch is the batch of makeRecording whose event 2 holds
+// markerEvent, a payload found nowhere else in the recording, so that a
+// test can damage exactly that recorded event.
+const markerBatch = 151
+
+// markerEvent is the unique payload (100 bytes, like the other events):
+// each half is unique on its own, so that one of them is found whole even
+// if the event straddles two log chunks.
+var markerEvent = []byte("MARKER-A:ebpfrec verify test, the damaged event-" + "MARKER-B:ebpfrec verify test, the damaged event-")
 
 // makeRecording writes a small two-stream recording with a few segments.
 func makeRecording(t *testing.T) string {
@@ -34,10 +45,16 @@ func makeRecording(t *testing.T) string {
 		}
 		for j := 0; j < 5; j++ {
 			raw := bytes.Repeat([]byte{byte(i), byte(j)}, 50)
+			if i == markerBatch && j == 2 {
+				raw = markerEvent
+			}
 			b.Events = append(b.Events, store.Event{Raw: raw, Timestamp: t0.Add(time.Duration(i) * time.Millisecond), CPU: j % 2})
 		}
 		if err := w.Append(b); err != nil {
 			t.Fatal(err)
+		}
+		if i == markerBatch && b.Seq != markerBatch+1 {
+			t.Fatalf("marker batch has sequence number %d, want %d", b.Seq, markerBatch+1)
 		}
 	}
 	if err := w.Close(); err != nil {
@@ -104,28 +121,43 @@ func TestVerifyCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || !rep.OK || rep.Batches != 300 {
 		t.Fatalf("verify --json: %v %+v\n%s", err, rep, out)
 	}
-	// Damage one event of segment 2: verify names segment and batch, exits 1.
-	seg := filepath.Join(dir, "000002.seg")
-	data, err := os.ReadFile(seg)
-	if err != nil {
-		t.Fatal(err)
+	// Damage the marker event, a payload that appears exactly once in the
+	// whole recording: verify names its segment and batch, exits 1.
+	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if err != nil || len(segs) < 3 {
+		t.Fatalf("want at least 3 segments, got %v (%v)", segs, err)
 	}
-	// The raw events are runs of (i, j) pairs: find one and flip a bit.
-	at := -1
-	for k := 0; k+100 < len(data) && at < 0; k++ {
-		if data[k] != 0 && data[k] == data[k+2] && data[k] == data[k+98] && data[k+1] == data[k+99] {
-			at = k
+	seg, at := "", -1
+	var data []byte
+	for _, half := range [][]byte{markerEvent[:40], markerEvent[50:90]} {
+		n := 0
+		for _, p := range segs {
+			d, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := bytes.Count(d, half); c > 0 {
+				n += c
+				seg, at, data = p, bytes.Index(d, half), d
+			}
+		}
+		if n > 1 {
+			t.Fatalf("marker %q found %d times", half, n)
+		}
+		if n == 1 {
+			break
 		}
 	}
 	if at < 0 {
-		t.Fatal("no event found in segment 2")
+		t.Fatal("marker event not found in any segment")
 	}
-	data[at+10] ^= 0x80
+	data[at+20] ^= 0x80
 	if err := os.WriteFile(seg, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	wantMsg := "store: segment " + strings.TrimSuffix(filepath.Base(seg), ".seg") + ": batch " + strconv.Itoa(markerBatch+1) + ": crc mismatch"
 	out, code = runCLI(t, "verify", dir)
-	if code != exitFailure || !strings.Contains(out, "store: segment 000002: batch ") || !strings.Contains(out, "crc mismatch") {
+	if code != exitFailure || !strings.Contains(out, wantMsg) {
 		t.Fatalf("verify of a damaged recording: exit %d: %s", code, out)
 	}
 	out, code = runCLI(t, "verify", "--json", dir)
