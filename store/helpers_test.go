@@ -116,3 +116,11 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// openSegmentEmpty says whether no record was appended to the segment that
+// new records go to.
+func (w *Writer) openSegmentEmpty() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.summary.Records == 0
+}

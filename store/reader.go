@@ -377,6 +377,7 @@ func (r *Reader) openSegment(si *SegmentInfo) (err error) {
 		s.kinds = append(s.kinds, st.Kind)
 	}
 	s.log.c = &chunkCursor{refs: m.refs}
+	s.log.maxValue = chunkValueOf(sm.format)
 	// Start where the time index says the wanted time begins.
 	start := max(r.from, r.seek)
 	var pos *indexEntry
@@ -596,11 +597,12 @@ func (c *chunkCursor) cur() ([]byte, []byte) {
 
 // logStream reads the record log of a segment across its chunks.
 type logStream struct {
-	c     kvCursor
-	chunk uint64 // current chunk number
-	data  []byte // its log bytes
-	pos   int    // read position in data
-	have  bool
+	c        kvCursor
+	maxValue int    // the largest chunk value of the segment's format
+	chunk    uint64 // current chunk number
+	data     []byte // its log bytes
+	pos      int    // read position in data
+	have     bool
 }
 
 // load makes k/v the current chunk.
@@ -614,7 +616,7 @@ func (s *logStream) load(k, v []byte) error {
 	}
 	s.chunk = binary.BigEndian.Uint64(k)
 	s.have = true
-	if len(v) < 4 || len(v) > chunkValue {
+	if len(v) < 4 || len(v) > s.maxValue {
 		s.data, s.pos = nil, 0
 		return fmt.Errorf("chunk %d: bad size %d", s.chunk, len(v))
 	}

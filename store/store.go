@@ -21,11 +21,17 @@
 //     writing); its committed content is still valid.
 //   - "log": the record log, split into chunks under big-endian chunk
 //     numbers. Each chunk value is a 4-byte little-endian offset of the first
-//     record that starts in it (0xFFFFFFFF: none) followed by up to
-//     [chunkData] bytes of the log. The chunk size is chosen so that two
-//     chunks fill one 4 KiB bbolt leaf page exactly (FillPercent 1.0,
-//     sequential keys), which keeps space overhead near 2% and the page that
-//     bbolt rewrites on each commit small. Each commit starts a new chunk.
+//     record that starts in it (0xFFFFFFFF: none) followed by up to the
+//     format's chunk size of log bytes. The chunk size depends on the format
+//     version, and a reader takes it from each segment's version:
+//     format 2 (written now): chunk values of up to 65504 bytes (65500 log
+//     bytes), so that two full chunks fill one 128 KiB (32-page) bbolt leaf
+//     exactly and bbolt writes each leaf as one contiguous write; format 1:
+//     values of up to 2016 bytes (2012 log bytes), two chunks a 4 KiB page.
+//     bbolt keeps a page size of 4 KiB in both; the log bucket is written
+//     with FillPercent 1.0 and sequential keys, and bbolt never splits a
+//     leaf below two elements, so full leaves hold two chunks and space
+//     overhead stays near 2%. Each commit starts a new chunk.
 //   - "index": sparse time index: key big-endian sequence number of the first
 //     record of a group, value the chunk and offset where the group starts
 //     and the smallest and largest event timestamp in the group. A group
@@ -70,8 +76,10 @@ import (
 )
 
 // FormatVersion is the version of the segment format this package writes
-// and the newest it reads. A segment with a newer version is refused.
-const FormatVersion = 1
+// and the newest it reads. A segment with a newer version is refused, with
+// both versions in the message. Version 2 (128 KiB log leaves) replaced
+// version 1 (4 KiB log leaves); version 1 segments are still read.
+const FormatVersion = 2
 
 // Kind says which kind of BPF buffer a stream was read from.
 type Kind uint8

@@ -256,7 +256,9 @@ func TestReadWhileWriting(t *testing.T) {
 	defer w.Close()
 	rng := rand.New(rand.NewPCG(1, 2))
 	var want []*Batch
-	for i := 0; i < 300; i++ {
+	// 300 batches, and more if the last one rotated: the open segment
+	// must hold some.
+	for i := 0; i < 300 || w.openSegmentEmpty(); i++ {
 		b := genBatch(rng, i, testBase.Add(time.Duration(i)*time.Millisecond))
 		if err := w.Append(b); err != nil {
 			t.Fatal(err)

@@ -129,6 +129,18 @@ func Verify(dir string) (*Report, error) {
 			add(0, "%s", msg)
 		}
 		sum, problems := scanSegment(&si, &expect, rep)
+		if s := si.Summary; s != nil && s.Records > 0 {
+			// Damage at the end of a closed segment: its summary says
+			// where it ends, so the lost records are this segment's
+			// problem, not a gap at the start of the next one.
+			if expect != 0 && expect <= s.LastSeq {
+				problems = append(problems, Problem{Segment: f.index, Seq: expect,
+					Message: fmt.Sprintf("store: %s: records %d-%d missing at the end of the segment (damaged; its summary says it ends at %d)", name, expect, s.LastSeq, s.LastSeq)})
+			}
+			if expect == 0 || expect <= s.LastSeq {
+				expect = s.LastSeq + 1
+			}
+		}
 		rep.Problems = append(rep.Problems, problems...)
 		if si.Summary != nil && len(problems) == 0 {
 			s := si.Summary
@@ -249,7 +261,12 @@ func checkIndex(si *SegmentInfo) (msgs []string) {
 	}
 	defer db.Close()
 	_ = db.View(func(tx *bolt.Tx) error {
-		ls := logStream{c: tx.Bucket(bucketLog).Cursor()}
+		sm, err := readSegMeta(tx)
+		if err != nil {
+			msgs = append(msgs, err.Error())
+			return nil
+		}
+		ls := logStream{c: tx.Bucket(bucketLog).Cursor(), maxValue: chunkValueOf(sm.format)}
 		c := tx.Bucket(bucketIndex).Cursor()
 		for k, v := c.First(); k != nil && len(msgs) < 10; k, v = c.Next() {
 			e, ok := parseIndexEntry(k, v)

@@ -118,6 +118,10 @@ type WriterOptions struct {
 	KeepBytes int64
 	// Compress compresses each batch with zstd when that saves space.
 	Compress bool
+
+	// format is the format version to write (0: FormatVersion); tests set
+	// 1 to make recordings of the previous version.
+	format uint32
 }
 
 func (o *WriterOptions) fill() {
@@ -134,6 +138,9 @@ func (o *WriterOptions) fill() {
 	if o.MaxSegmentAge == 0 {
 		o.MaxSegmentAge = DefaultMaxSegmentAge
 	}
+	if o.format == 0 {
+		o.format = FormatVersion
+	}
 }
 
 // Writer appends batches to a recording. Its methods are safe for
@@ -148,6 +155,9 @@ func (o *WriterOptions) fill() {
 type Writer struct {
 	dir  string
 	opts WriterOptions
+	// The log chunk layout of the format written: full chunk value, log
+	// bytes in a full chunk, and bytes of a leaf of two full chunks.
+	cvalue, cdata, leaf int
 
 	// Append side, under mu.
 	mu        sync.Mutex
@@ -239,11 +249,14 @@ func Create(dir string, meta Meta, opts WriterOptions) (*Writer, error) {
 	if len(meta.Streams) > math.MaxUint16 {
 		return nil, errors.New("store: too many streams")
 	}
-	meta.FormatVersion = FormatVersion
+	meta.FormatVersion = int(opts.format)
 	if meta.Started.IsZero() {
 		meta.Started = time.Now()
 	}
 	w := &Writer{dir: dir, opts: opts, meta: meta, wake: make(chan struct{}, 1)}
+	w.cvalue = chunkValueOf(opts.format)
+	w.cdata = w.cvalue - 4
+	w.leaf = 16 + 2*(16+8+w.cvalue)
 	w.cond = sync.NewCond(&w.mu)
 	w.streamIDs = make(map[string]uint16, len(meta.Streams))
 	for i, s := range meta.Streams {
@@ -316,7 +329,7 @@ func (w *Writer) openSegment(index int) error {
 			return err
 		}
 		var f [4]byte
-		binary.BigEndian.PutUint32(f[:], FormatVersion)
+		binary.BigEndian.PutUint32(f[:], w.opts.format)
 		if err := mb.Put(keyFormat, f[:]); err != nil {
 			return err
 		}
@@ -465,13 +478,24 @@ func (w *Writer) added(start int, minT, maxT int64) {
 	w.group.maxT = max(w.group.maxT, maxT)
 }
 
-// estimate estimates the file bytes that n pending bytes will take: two
-// chunks a page, after compression as good as at the last commit.
+// estimate estimates the file bytes that n pending bytes will take, after
+// compression as good as at the last commit: half a leaf for each full
+// chunk (two fill a leaf), and the last, partial chunk rounded up to half
+// a page.
 func (w *Writer) estimate(n int) int64 {
 	if w.opts.Compress && w.ratio > 0 {
 		n = int(float64(n) * w.ratio)
 	}
-	return int64((n+chunkData-1)/chunkData) * pageSize / 2
+	if n <= 0 {
+		return 0
+	}
+	full, rest := n/w.cdata, n%w.cdata
+	est := int64(full) * int64(w.leaf/2)
+	if rest > 0 {
+		const half = pageSize / 2
+		est += int64((rest + 4 + 16 + 8 + half - 1) / half * half)
+	}
+	return est
 }
 
 func (w *Writer) afterAppend() error {
@@ -739,8 +763,8 @@ func (w *Writer) commit(j *job) error {
 	for _, g := range j.groups {
 		if g.rel {
 			pos := starts[g.off]
-			g.chunk = w.nextChunk + uint64(pos)/chunkData
-			g.off = uint32(pos % chunkData)
+			g.chunk = w.nextChunk + uint64(pos)/uint64(w.cdata)
+			g.off = uint32(pos % w.cdata)
 			g.rel = false
 		} else if g.seq == w.cgroup.seq {
 			g.chunk, g.off = w.cgroup.chunk, w.cgroup.off
@@ -751,7 +775,8 @@ func (w *Writer) commit(j *job) error {
 		groups = append(groups, g)
 	}
 	// Lay out the chunks: keys and values must stay valid until the commit.
-	n := (len(data) + chunkData - 1) / chunkData
+	cdata := w.cdata
+	n := (len(data) + cdata - 1) / cdata
 	if need := len(data) + 4*n; cap(w.valbuf) < need {
 		w.valbuf = make([]byte, 0, need)
 	}
@@ -759,8 +784,8 @@ func (w *Writer) commit(j *job) error {
 	w.valbuf = w.valbuf[:0]
 	si := 0
 	for c := 0; c < n; c++ {
-		lo := c * chunkData
-		hi := min(lo+chunkData, len(data))
+		lo := c * cdata
+		hi := min(lo+cdata, len(data))
 		for si < len(starts) && starts[si] < lo {
 			si++
 		}
@@ -780,7 +805,7 @@ func (w *Writer) commit(j *job) error {
 		ib.FillPercent = 1.0
 		v := w.valbuf
 		for c := 0; c < n; c++ {
-			l := min(chunkValue, len(v))
+			l := min(w.cvalue, len(v))
 			if err := lb.Put(w.keybuf[c*8:c*8+8], v[:l:l]); err != nil {
 				return err
 			}
