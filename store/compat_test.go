@@ -148,42 +148,59 @@ func TestWriteFormats(t *testing.T) {
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
-		formats, values := segmentFormats(t, dir)
+		checkCompatRecording(t, dir)
+		// Larger commits: format 2 writes its full chunks.
+		dir2 := filepath.Join(t.TempDir(), "rec2")
+		want := writeRecording(t, dir2, 150, WriterOptions{MaxSegmentBytes: 256 << 10, Sync: SyncNever, format: f})
+		got := readAll(t, dir2, ReaderOptions{})
+		if len(got) != len(want) {
+			t.Fatalf("format %d: read %d of %d batches", f, len(got), len(want))
+		}
+		for i := range want {
+			batchesEqual(t, got[i], want[i])
+		}
 		big := false
-		for i := range formats {
-			if formats[i] != f || values[i] > chunkValueOf(f) {
-				t.Fatalf("format %d: segment %d has format %d, chunk values up to %d", f, i+1, formats[i], values[i])
+		for _, d := range []string{dir, dir2} {
+			formats, values := segmentFormats(t, d)
+			for i := range formats {
+				if formats[i] != f || values[i] > chunkValueOf(f) {
+					t.Fatalf("format %d: segment %d has format %d, chunk values up to %d", f, i+1, formats[i], values[i])
+				}
+				big = big || values[i] > chunkValueV1
 			}
-			big = big || values[i] > chunkValueV1
 		}
 		if big != (f != 1) {
 			t.Fatalf("format %d: chunk values larger than format 1's: %v", f, big)
 		}
-		checkCompatRecording(t, dir)
 	}
 }
 
 // TestChunkSizeByFormat: the chunk size is taken from each segment's
 // version: a segment with format 2 chunks that says format 1 is damaged,
-// with an error naming the segment, and the other segments stay readable.
+// with problems named in that segment only, and the other segments stay
+// readable.
 func TestChunkSizeByFormat(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "rec")
-	w, err := Create(dir, testMeta(), WriterOptions{MaxSegmentBytes: 32 << 10, Sync: SyncNever})
-	if err != nil {
-		t.Fatal(err)
-	}
-	compatBatches(t, w)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeRecording(t, dir, 150, WriterOptions{MaxSegmentBytes: 256 << 10, Sync: SyncNever})
 	segs, _ := listSegments(dir)
-	before := readAll(t, dir, ReaderOptions{})
-	si := inspectSegment(segs[0])
-	if si.Summary == nil {
-		t.Fatal("segment 1 has no summary")
+	_, values := segmentFormats(t, dir)
+	bad := -1
+	for i, v := range values {
+		if v > chunkValueV1 {
+			bad = i
+			break
+		}
 	}
-	last1 := si.Summary.LastSeq
-	db, err := bolt.Open(segs[0].path, 0o600, &bolt.Options{PageSize: pageSize})
+	if bad < 0 {
+		t.Fatalf("no segment with chunks larger than format 1's: %v", values)
+	}
+	before := readAll(t, dir, ReaderOptions{})
+	si := inspectSegment(segs[bad])
+	if si.Summary == nil {
+		t.Fatal("no summary")
+	}
+	firstBad, lastBad := si.Summary.FirstSeq, si.Summary.LastSeq
+	db, err := bolt.Open(segs[bad].path, 0o600, &bolt.Options{PageSize: pageSize})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,15 +218,15 @@ func TestChunkSizeByFormat(t *testing.T) {
 		t.Fatalf("verify: %v %+v", err, rep)
 	}
 	for _, p := range rep.Problems {
-		if p.Segment != 1 {
-			t.Fatalf("problem outside segment 1: %v", p)
+		if p.Segment != segs[bad].index {
+			t.Fatalf("problem outside %s: %v", segName(segs[bad].index), p)
 		}
 	}
 	// The other segments read whole.
 	got, _ := readWithErrors(t, dir)
 	n := 0
 	for _, b := range before {
-		if b.Seq <= last1 {
+		if b.Seq >= firstBad && b.Seq <= lastBad {
 			continue
 		}
 		n++

@@ -30,6 +30,8 @@ const (
 	// with 1.068 device bytes per payload byte, 256 KiB 0.81-0.85 with
 	// 1.10 (each commit rewrites the last leaf, so larger leaves write
 	// more), and larger chunks lose more records after a damaged header.
+	// With each commit's tail in small chunks (see Writer.chunkSpan) the
+	// rewrite is small, and 128 KiB leaves gave 0.80-0.90 with 1.033.
 	leafPages = 32
 	// leafSize is the bytes of a full log leaf in the current format.
 	leafSize = leafPages * pageSize

@@ -31,7 +31,12 @@
 //     bbolt keeps a page size of 4 KiB in both; the log bucket is written
 //     with FillPercent 1.0 and sequential keys, and bbolt never splits a
 //     leaf below two elements, so full leaves hold two chunks and space
-//     overhead stays near 2%. Each commit starts a new chunk.
+//     overhead stays near 2%. Each commit starts a new chunk. A chunk may
+//     be shorter than the maximum: in format 2 a commit writes full chunks
+//     while at least one full chunk of its data is left, then the rest in
+//     chunks of at most 2012 log bytes, so that the last leaf, which bbolt
+//     rewrites at the next commit, stays small. Readers accept any chunk
+//     size up to the segment's format maximum.
 //   - "index": sparse time index: key big-endian sequence number of the first
 //     record of a group, value the chunk and offset where the group starts
 //     and the smallest and largest event timestamp in the group. A group

@@ -478,6 +478,43 @@ func (w *Writer) added(start int, minT, maxT int64) {
 	w.group.maxT = max(w.group.maxT, maxT)
 }
 
+// Chunk layout of a commit of n log bytes: full chunks of w.cdata bytes
+// while that much is left, then the rest in small chunks of at most
+// smallData bytes (format 1's chunk). bbolt rewrites the last leaf of the
+// log, which holds the last two to four chunks, at every commit: small
+// chunks at the end keep that rewrite to a few KiB whatever the leaf size,
+// while the full chunks fill whole leaves, each written as one contiguous
+// run.
+const smallData = chunkValueV1 - 4
+
+// chunkCount returns the number of chunks of a commit of n bytes.
+func (w *Writer) chunkCount(n int) int {
+	full := n / w.cdata
+	return full + (n-full*w.cdata+smallData-1)/smallData
+}
+
+// chunkSpan returns the log bytes [lo, hi) of chunk c (counted from the
+// commit's first) of a commit of n bytes.
+func (w *Writer) chunkSpan(c, n int) (lo, hi int) {
+	full := n / w.cdata
+	if c < full {
+		return c * w.cdata, (c + 1) * w.cdata
+	}
+	lo = full*w.cdata + (c-full)*smallData
+	return lo, min(lo+smallData, n)
+}
+
+// chunkOf returns the chunk (counted from the commit's first) and offset of
+// log byte pos of a commit of n bytes.
+func (w *Writer) chunkOf(pos, n int) (c, off int) {
+	full := n / w.cdata
+	if pos < full*w.cdata {
+		return pos / w.cdata, pos % w.cdata
+	}
+	rel := pos - full*w.cdata
+	return full + rel/smallData, rel % smallData
+}
+
 // estimate estimates the file bytes that n pending bytes will take, after
 // compression as good as at the last commit: half a leaf for each full
 // chunk (two fill a leaf), and the last, partial chunk rounded up to half
@@ -762,9 +799,9 @@ func (w *Writer) commit(j *job) error {
 	groups := j.groups[:0:0]
 	for _, g := range j.groups {
 		if g.rel {
-			pos := starts[g.off]
-			g.chunk = w.nextChunk + uint64(pos)/uint64(w.cdata)
-			g.off = uint32(pos % w.cdata)
+			c, off := w.chunkOf(starts[g.off], len(data))
+			g.chunk = w.nextChunk + uint64(c)
+			g.off = uint32(off)
 			g.rel = false
 		} else if g.seq == w.cgroup.seq {
 			g.chunk, g.off = w.cgroup.chunk, w.cgroup.off
@@ -775,8 +812,7 @@ func (w *Writer) commit(j *job) error {
 		groups = append(groups, g)
 	}
 	// Lay out the chunks: keys and values must stay valid until the commit.
-	cdata := w.cdata
-	n := (len(data) + cdata - 1) / cdata
+	n := w.chunkCount(len(data))
 	if need := len(data) + 4*n; cap(w.valbuf) < need {
 		w.valbuf = make([]byte, 0, need)
 	}
@@ -784,8 +820,7 @@ func (w *Writer) commit(j *job) error {
 	w.valbuf = w.valbuf[:0]
 	si := 0
 	for c := 0; c < n; c++ {
-		lo := c * cdata
-		hi := min(lo+cdata, len(data))
+		lo, hi := w.chunkSpan(c, len(data))
 		for si < len(starts) && starts[si] < lo {
 			si++
 		}
@@ -805,7 +840,8 @@ func (w *Writer) commit(j *job) error {
 		ib.FillPercent = 1.0
 		v := w.valbuf
 		for c := 0; c < n; c++ {
-			l := min(w.cvalue, len(v))
+			lo, hi := w.chunkSpan(c, len(data))
+			l := 4 + hi - lo
 			if err := lb.Put(w.keybuf[c*8:c*8+8], v[:l:l]); err != nil {
 				return err
 			}
