@@ -55,6 +55,10 @@ type SegmentInfo struct {
 
 // CorruptError reports damaged data. It is not terminal: the Reader skips
 // the damaged part and the next call of Next goes on with the intact data.
+// No record is skipped silently: records lost with damaged data, missing
+// between two records read or at the end of a closed segment (by its
+// summary), or in missing segment files, are reported with Last set (the
+// records Seq to Last), before the next intact batch.
 type CorruptError struct {
 	// Segment is the segment's index.
 	Segment int
@@ -62,12 +66,18 @@ type CorruptError struct {
 	// one before it when After is set, or 0 if unknown.
 	Seq   uint64
 	After bool
+	// Last, if not zero, says that records Seq to Last are lost (missing,
+	// or skipped with damaged data); Segment is then the segment they
+	// belong to.
+	Last uint64
 	// Err says what is wrong.
 	Err error
 }
 
 func (e *CorruptError) Error() string {
 	switch {
+	case e.Last != 0:
+		return fmt.Sprintf("store: %s: records %d-%d %v", segName(e.Segment), e.Seq, e.Last, e.Err)
 	case e.Seq != 0 && e.After:
 		return fmt.Sprintf("store: %s: after batch %d: %v", segName(e.Segment), e.Seq, e.Err)
 	case e.Seq != 0:
@@ -101,6 +111,19 @@ type Reader struct {
 	dec     decoder
 	rec     []byte
 	lastSeq uint64
+
+	// Sequence checking, so that no record is lost silently: known says
+	// lastSeq is the last record accounted for (read or reported), so that
+	// the next one must be lastSeq+1. prevIndex is the index of the last
+	// segment opened; gapSeg, if not zero, the first of the segments
+	// missing before the current one. pendBatch and pendErr are what
+	// Next returns at its next call, after an error about a gap.
+	known     bool
+	prevIndex int
+	gapSeg    int
+	pendBatch bool
+	pendErr   error
+	skipped   error // damage skipped in the segment last closed
 }
 
 // openSeg is the segment being read.
@@ -215,6 +238,7 @@ func (r *Reader) Deleted() *Deleted { return r.deleted }
 func (r *Reader) Seek(t time.Time) error {
 	r.closeCur()
 	r.next = 0
+	r.known, r.prevIndex, r.gapSeg, r.pendBatch, r.pendErr, r.skipped = false, 0, 0, false, nil, nil
 	r.seek = t.UnixNano()
 	return nil
 }
@@ -223,6 +247,7 @@ func (r *Reader) Seek(t time.Time) error {
 func (r *Reader) Close() error {
 	r.closeCur()
 	r.next = len(r.segs)
+	r.pendBatch, r.pendErr = false, nil
 	return nil
 }
 
@@ -230,6 +255,7 @@ func (r *Reader) closeCur() {
 	if r.cur == nil {
 		return
 	}
+	r.skipped = r.cur.log.skipped
 	func() {
 		defer func() { _ = recover() }()
 		r.cur.tx.Rollback()
@@ -266,6 +292,15 @@ func (r *Reader) All() iter.Seq2[*Batch, error] {
 // again to go on with the intact data after it.
 func (r *Reader) Next() (*Batch, error) {
 	defer panicOnFault()()
+	if r.pendErr != nil {
+		err := r.pendErr
+		r.pendErr = nil
+		return nil, err
+	}
+	if r.pendBatch {
+		r.pendBatch = false
+		return &r.batch, nil
+	}
 	for {
 		if r.cur == nil {
 			if r.next >= len(r.segs) {
@@ -274,26 +309,54 @@ func (r *Reader) Next() (*Batch, error) {
 			si := &r.segs[r.next]
 			r.next++
 			if si.BeingWritten {
+				r.known = false
 				continue // said so by Segments
 			}
 			if si.err != nil {
 				if r.next == len(r.segs) && interruptedCreate(si) {
 					continue // a writer killed while creating its last segment: said so by Segments
 				}
+				// Its records are named by the gap before the next record
+				// read (startSegment sees the segment's index missing).
 				return nil, &CorruptError{Segment: si.Index, Err: si.err}
 			}
 			if r.skipSegment(si) {
+				r.known = false
 				continue
 			}
-			if err := r.openSegment(si); err != nil {
+			r.startSegment(si)
+			err := r.openSegment(si)
+			if r.cur == nil {
+				// Nothing of the segment is read: damaged, or nothing
+				// selected, or an empty log.
+				var ce *CorruptError
+				if s := si.Summary; errors.As(err, &ce) && s != nil && s.Records > 0 && ce.Seq == 0 && ce.Last == 0 {
+					ce.Seq, ce.Last = s.FirstSeq, s.LastSeq
+					r.lastSeq, r.known = s.LastSeq, true
+				}
+				if err == nil {
+					err = r.endSegment(si)
+				}
+			}
+			if err != nil {
 				return nil, err
 			}
 			continue
 		}
+		si := r.cur.info
 		b, err := r.nextInSegment()
-		if err == io.EOF {
+		if err == io.EOF || r.cur == nil {
+			// The segment's end, or the rest of it skipped as damaged.
 			r.closeCur()
-			continue
+			if e := r.endSegment(si); e != nil {
+				if err == io.EOF {
+					return nil, e
+				}
+				r.pendErr = e
+			}
+			if err == io.EOF {
+				continue
+			}
 		}
 		if err != nil {
 			return nil, err
@@ -302,6 +365,74 @@ func (r *Reader) Next() (*Batch, error) {
 			return b, nil
 		}
 	}
+}
+
+// startSegment prepares the sequence check for reading segment si from its
+// start: if the last record is not known from the previous segment, the
+// segment's summary or the recording's start say where it begins.
+func (r *Reader) startSegment(si *SegmentInfo) {
+	if r.known && r.prevIndex != 0 && si.Index > r.prevIndex+1 {
+		r.gapSeg = r.prevIndex + 1
+	}
+	r.prevIndex = si.Index
+	if r.known {
+		return
+	}
+	if s := si.Summary; s != nil && s.Records > 0 {
+		r.lastSeq, r.known = s.FirstSeq-1, true
+	} else if r.next == 1 && r.deleted != nil && r.deleted.LastSegment == si.Index-1 {
+		r.lastSeq, r.known = r.deleted.LastSeq, true
+	} else if r.next == 1 && si.Index == 1 && r.deleted == nil {
+		r.lastSeq, r.known = 0, true
+	}
+}
+
+// endSegment checks, when the reader leaves segment si, that it read up to
+// the last record its closing summary names: it returns a *CorruptError for
+// the records missing at the end.
+func (r *Reader) endSegment(si *SegmentInfo) error {
+	var skipped error
+	if r.cur == nil {
+		skipped, r.skipped = r.skipped, nil
+	}
+	s := si.Summary
+	if s == nil || s.Records == 0 {
+		if skipped != nil {
+			return &CorruptError{Segment: si.Index, Seq: r.lastSeq, After: r.known && r.lastSeq != 0, Err: fmt.Errorf("%v; skipped", skipped)}
+		}
+		return nil
+	}
+	if !r.known || r.lastSeq >= s.LastSeq {
+		if !r.known || r.lastSeq < s.LastSeq {
+			r.lastSeq = s.LastSeq
+		}
+		r.known = true
+		return nil
+	}
+	msg := fmt.Sprintf("missing at the end of the segment (damaged; its summary says it ends at %d)", s.LastSeq)
+	if skipped != nil {
+		msg += fmt.Sprintf(" (%v)", skipped)
+	}
+	ce := &CorruptError{Segment: si.Index, Seq: r.lastSeq + 1, Last: s.LastSeq, Err: errors.New(msg)}
+	r.lastSeq = s.LastSeq
+	return ce
+}
+
+// gapError reports the records missing before record seq (lastSeq is the
+// last accounted for).
+func (r *Reader) gapError(seg int, seq uint64) *CorruptError {
+	why := "sequence gap"
+	if r.gapSeg != 0 {
+		why = fmt.Sprintf("segment %06d missing or unreadable", r.gapSeg)
+		if r.gapSeg != seg-1 {
+			why = fmt.Sprintf("segments %06d-%06d missing or unreadable", r.gapSeg, seg-1)
+		}
+		seg = r.gapSeg
+	} else if sk := r.cur.log.skipped; sk != nil {
+		why = fmt.Sprintf("%v; skipped", sk)
+	}
+	msg := fmt.Sprintf("missing before batch %d (%s)", seq, why)
+	return &CorruptError{Segment: seg, Seq: r.lastSeq + 1, Last: seq - 1, Err: errors.New(msg)}
 }
 
 // skipSegment says whether a closed segment's summary rules it out.
@@ -382,6 +513,7 @@ func (r *Reader) openSegment(si *SegmentInfo) (err error) {
 	start := max(r.from, r.seek)
 	var pos *indexEntry
 	if start != math.MinInt64 {
+		r.known = false // records before start are skipped on purpose
 		var none bool
 		pos, none = findInIndex(tx, start)
 		if none {
@@ -486,40 +618,59 @@ func (r *Reader) nextInSegment() (b *Batch, err error) {
 			}
 			return nil, ce
 		}
-		r.lastSeq = h.seq
-		if int(h.stream) >= len(s.names) {
-			return nil, &CorruptError{Segment: s.info.Index, Seq: h.seq, Err: fmt.Errorf("stream number %d not declared", h.stream)}
+		var gap *CorruptError
+		if h.seq > r.lastSeq+1 && r.known {
+			gap = r.gapError(s.info.Index, h.seq)
 		}
-		name := s.names[h.stream]
-		if r.streams != nil && !r.streams[name] {
-			continue
+		r.lastSeq, r.known, r.gapSeg, s.log.skipped = h.seq, true, 0, nil
+		b, err := r.selectRecord(&h)
+		if gap != nil {
+			// Report the lost records first; the record goes next.
+			r.pendBatch, r.pendErr = b != nil, err
+			return nil, gap
 		}
-		if h.typ == recLoss {
-			r.loss.Stream = name
-			t := timeNS(r.loss.Time)
-			if r.opts.OnLoss != nil && t >= r.from && t < r.to && t >= r.seek {
-				r.opts.OnLoss(r.loss)
-			}
-			continue
+		if b != nil || err != nil {
+			return b, err
 		}
-		b := &r.batch
-		b.Stream = name
-		if r.from != math.MinInt64 || r.to != math.MaxInt64 || r.seek != math.MinInt64 {
-			if len(b.Events) == 0 {
-				continue
-			}
-			mn, mx := int64(math.MaxInt64), int64(math.MinInt64)
-			for i := range b.Events {
-				t := timeNS(b.Events[i].Timestamp)
-				mn, mx = min(mn, t), max(mx, t)
-			}
-			if mx < r.seek || mx < r.from || mn >= r.to {
-				continue
-			}
-			r.seek = math.MinInt64 // found the seek point
-		}
-		return b, nil
 	}
+}
+
+// selectRecord returns the batch just decoded if it is selected, or nil;
+// it passes loss points to OnLoss.
+func (r *Reader) selectRecord(h *recHeader) (*Batch, error) {
+	s := r.cur
+	if int(h.stream) >= len(s.names) {
+		return nil, &CorruptError{Segment: s.info.Index, Seq: h.seq, Err: fmt.Errorf("stream number %d not declared", h.stream)}
+	}
+	name := s.names[h.stream]
+	if r.streams != nil && !r.streams[name] {
+		return nil, nil
+	}
+	if h.typ == recLoss {
+		r.loss.Stream = name
+		t := timeNS(r.loss.Time)
+		if r.opts.OnLoss != nil && t >= r.from && t < r.to && t >= r.seek {
+			r.opts.OnLoss(r.loss)
+		}
+		return nil, nil
+	}
+	b := &r.batch
+	b.Stream = name
+	if r.from != math.MinInt64 || r.to != math.MaxInt64 || r.seek != math.MinInt64 {
+		if len(b.Events) == 0 {
+			return nil, nil
+		}
+		mn, mx := int64(math.MaxInt64), int64(math.MinInt64)
+		for i := range b.Events {
+			t := timeNS(b.Events[i].Timestamp)
+			mn, mx = min(mn, t), max(mx, t)
+		}
+		if mx < r.seek || mx < r.from || mn >= r.to {
+			return nil, nil
+		}
+		r.seek = math.MinInt64 // found the seek point
+	}
+	return b, nil
 }
 
 var errCRC = errors.New("crc mismatch")
@@ -603,6 +754,9 @@ type logStream struct {
 	data     []byte // its log bytes
 	pos      int    // read position in data
 	have     bool
+	// skipped is the first damaged chunk toStart skipped (nil: none),
+	// until the reader reports the records lost with it.
+	skipped error
 }
 
 // load makes k/v the current chunk.
@@ -635,12 +789,19 @@ func (s *logStream) first() error {
 func (s *logStream) toStart() error {
 	k, v := s.c.Seek(u64key(s.chunk))
 	for ; k != nil; k, v = s.c.Next() {
-		if s.load(k, v) != nil {
+		if err := s.load(k, v); err != nil {
+			if s.skipped == nil {
+				s.skipped = err
+			}
 			continue // a damaged chunk: try the next
 		}
-		if off := binary.LittleEndian.Uint32(v[:4]); off != noStart && int(off) < len(s.data) {
+		off := binary.LittleEndian.Uint32(v[:4])
+		if off != noStart && int(off) < len(s.data) {
 			s.pos = int(off)
 			return nil
+		}
+		if off != noStart && s.skipped == nil {
+			s.skipped = fmt.Errorf("chunk %d: bad first-record offset %d", s.chunk, off)
 		}
 	}
 	s.have = false

@@ -214,7 +214,9 @@ func scanSegment(si *SegmentInfo, expect *uint64, rep *Report) (SegmentSummary, 
 				break
 			}
 			add(ce.Seq, err.Error())
-			if ce.Seq != 0 && !ce.After {
+			if ce.Last != 0 {
+				*expect = ce.Last + 1 // records Seq-Last reported lost
+			} else if ce.Seq != 0 && !ce.After {
 				*expect = ce.Seq + 1
 			} else {
 				*expect = 0 // unknown after damage
