@@ -2,33 +2,23 @@ package tracers
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
-
-	"github.com/cilium/ebpf/perf"
-	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/ebpfrec/ebpfrec/bpf"
 )
 
 // Run implements bpf.Tracer's Run for a loaded and attached built-in tracer:
-// it reads every stream with cilium/ebpf's readers, decodes each event and
-// sends it to out as a bpf.Span, one slice per read batch, until ctx ends.
-// (The recorder does not use it: it records raw batches with bpf's readers.)
+// it reads every stream with bpf.RingbufReader / bpf.PerfbufReader (the same
+// readers the recorder uses, with the tracer's drop counter for ring
+// buffers), decodes each event and sends it to out as a bpf.Span, one slice
+// per read batch, until ctx ends.
 func Run(ctx context.Context, t Builtin, ectx *bpf.EventContext, out *bpf.Queue[[]bpf.Span]) {
-	flush := 100 * time.Millisecond
-	perCPU := 256 * 1024
+	rcfg, pcfg := bpf.DefaultRingbufConfig(), bpf.DefaultPerfbufConfig()
+	var metrics *bpf.Metrics
 	if ectx != nil {
-		if ectx.Ringbuf.FlushInterval > 0 {
-			flush = ectx.Ringbuf.FlushInterval
-		}
-		if ectx.Perfbuf.PerCPUBufferSize > 0 {
-			perCPU = ectx.Perfbuf.PerCPUBufferSize
-		}
+		rcfg, pcfg, metrics = ectx.Ringbuf, ectx.Perfbuf, ectx.Metrics
 	}
 	var wg sync.WaitGroup
 	for _, s := range t.Streams() {
@@ -37,113 +27,72 @@ func Run(ctx context.Context, t Builtin, ectx *bpf.EventContext, out *bpf.Queue[
 			slog.Error("tracers: stream map not loaded", "tracer", t.Name(), "map", s.Map)
 			continue
 		}
-		s := s
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var err error
-			switch s.Kind {
-			case Ringbuf:
-				err = runRingbuf(ctx, t, s, flush, out)
-			case Perfbuf:
-				err = runPerfbuf(ctx, t, s, flush, perCPU, out)
+		var start func(context.Context) error
+		switch s.Kind {
+		case Ringbuf:
+			cfg := rcfg
+			cfg.DropCounter = t.Map(s.DropCounter)
+			rd, err := bpf.NewRingbufReader(m, s.Name, func(ctx context.Context, evs []bpf.RingbufEvent) error {
+				spans := make([]bpf.Span, 0, len(evs))
+				for _, e := range evs {
+					spans = appendSpan(spans, t, s, e.Raw, e.Timestamp)
+				}
+				return send(ctx, out, spans)
+			}, cfg, slog.Default(), metrics)
+			if err != nil {
+				slog.Error("tracers: stream reader", "tracer", t.Name(), "stream", s.Name, "error", err)
+				continue
 			}
-			if err != nil && ctx.Err() == nil {
+			start = rd.Start
+		case Perfbuf:
+			rd, err := bpf.NewPerfbufReader(m, s.Name, func(ctx context.Context, evs []bpf.PerfbufEvent) error {
+				spans := make([]bpf.Span, 0, len(evs))
+				for _, e := range evs {
+					spans = appendSpan(spans, t, s, e.Raw, e.Timestamp)
+				}
+				return send(ctx, out, spans)
+			}, pcfg, slog.Default(), metrics)
+			if err != nil {
+				slog.Error("tracers: stream reader", "tracer", t.Name(), "stream", s.Name, "error", err)
+				continue
+			}
+			start = rd.Start
+		}
+		wg.Go(func() {
+			if err := start(ctx); err != nil {
 				slog.Error("tracers: stream reader failed", "tracer", t.Name(), "stream", s.Name, "error", err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 }
 
-func span(t Builtin, s Stream, ev Event) bpf.Span {
-	return bpf.Span{
+// appendSpan decodes raw (which the reader reuses: the span keeps only
+// decoded values) and appends its span; undecodable events are logged.
+func appendSpan(spans []bpf.Span, t Builtin, s Stream, raw []byte, ts time.Time) []bpf.Span {
+	ev, err := t.Decode(s.Name, raw)
+	if err != nil {
+		slog.Warn("tracers: undecodable event", "tracer", t.Name(), "stream", s.Name, "error", err)
+		return spans
+	}
+	return append(spans, bpf.Span{
 		Tracer:    t.Name(),
 		Stream:    s.Name,
-		Timestamp: time.Now(),
+		Timestamp: ts,
 		PID:       ev.PID(),
 		Comm:      ev.Comm(),
 		Fields:    FieldValues(ev),
-	}
+	})
 }
 
-func runRingbuf(ctx context.Context, t Builtin, s Stream, flush time.Duration, out *bpf.Queue[[]bpf.Span]) error {
-	rd, err := ringbuf.NewReader(t.Map(s.Map))
-	if err != nil {
-		return fmt.Errorf("ringbuf reader for %s: %w", s.Map, err)
+// send hands a batch of spans to out; a batch that cannot be delivered
+// (ctx ended, queue closed) counts as dropped by the reader.
+func send(ctx context.Context, out *bpf.Queue[[]bpf.Span], spans []bpf.Span) error {
+	if len(spans) == 0 {
+		return nil
 	}
-	stop := context.AfterFunc(ctx, func() { rd.Close() })
-	defer stop()
-	defer rd.Close()
-	var rec ringbuf.Record
-	var batch []bpf.Span
-	for {
-		rd.SetDeadline(time.Now().Add(flush))
-		err := rd.ReadInto(&rec)
-		switch {
-		case err == nil:
-			ev, derr := t.Decode(s.Name, rec.RawSample)
-			if derr != nil {
-				slog.Warn("tracers: undecodable event", "tracer", t.Name(), "stream", s.Name, "error", derr)
-				continue
-			}
-			batch = append(batch, span(t, s, ev))
-			if len(batch) < 256 {
-				continue
-			}
-		case errors.Is(err, os.ErrDeadlineExceeded):
-		case errors.Is(err, ringbuf.ErrClosed):
-			return nil
-		default:
-			return err
-		}
-		if len(batch) > 0 {
-			if !out.Send(ctx, batch) {
-				return nil
-			}
-			batch = nil
-		}
+	if !out.Send(ctx, spans) {
+		return context.Canceled
 	}
-}
-
-func runPerfbuf(ctx context.Context, t Builtin, s Stream, flush time.Duration, perCPU int, out *bpf.Queue[[]bpf.Span]) error {
-	rd, err := perf.NewReader(t.Map(s.Map), perCPU)
-	if err != nil {
-		return fmt.Errorf("perf reader for %s: %w", s.Map, err)
-	}
-	stop := context.AfterFunc(ctx, func() { rd.Close() })
-	defer stop()
-	defer rd.Close()
-	var rec perf.Record
-	var batch []bpf.Span
-	for {
-		rd.SetDeadline(time.Now().Add(flush))
-		err := rd.ReadInto(&rec)
-		switch {
-		case err == nil:
-			if rec.LostSamples > 0 {
-				continue
-			}
-			ev, derr := t.Decode(s.Name, rec.RawSample)
-			if derr != nil {
-				slog.Warn("tracers: undecodable event", "tracer", t.Name(), "stream", s.Name, "error", derr)
-				continue
-			}
-			batch = append(batch, span(t, s, ev))
-			if len(batch) < 256 {
-				continue
-			}
-		case errors.Is(err, os.ErrDeadlineExceeded):
-		case errors.Is(err, perf.ErrClosed):
-			return nil
-		default:
-			return err
-		}
-		if len(batch) > 0 {
-			if !out.Send(ctx, batch) {
-				return nil
-			}
-			batch = nil
-		}
-	}
+	return nil
 }
