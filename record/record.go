@@ -343,16 +343,9 @@ func programNames(spec *ebpf.CollectionSpec) string {
 // builtinCollection turns a built-in tracer into a Collection that loads
 // with the recording's shared filter.
 func (r *Recorder) builtinCollection(t tracers.Builtin) (Collection, error) {
-	spec, err := t.Load()
+	spec, err := t.Load() // with the tracer's constants and ring size applied
 	if err != nil {
 		return Collection{}, fmt.Errorf("record: tracer %s: %w", t.Name(), err)
-	}
-	for name, v := range t.Constants() {
-		if vs, ok := spec.Variables[name]; ok {
-			if err := vs.Set(v); err != nil {
-				return Collection{}, fmt.Errorf("record: tracer %s: set %s: %w", t.Name(), name, err)
-			}
-		}
 	}
 	c := Collection{
 		Name:    t.Name(),

@@ -356,16 +356,9 @@ func (b *Base) Required() bool { return true }
 // (the shared filter) and applies filter calls made before load. The
 // caller attaches it (Attach) and finally closes it (t.Close).
 func Load(t Builtin) error {
-	spec, err := t.Load()
+	spec, err := t.Load() // Load applies the constants (PrepareSpec)
 	if err != nil {
 		return fmt.Errorf("tracer %s: %w", t.Name(), err)
-	}
-	for name, v := range t.Constants() {
-		if vs, ok := spec.Variables[name]; ok {
-			if err := vs.Set(v); err != nil {
-				return fmt.Errorf("tracer %s: set %s: %w", t.Name(), name, err)
-			}
-		}
 	}
 	if err := spec.LoadAndAssign(t.BpfObjects(), &ebpf.CollectionOptions{MapReplacements: t.MapReplacements()}); err != nil {
 		return fmt.Errorf("tracer %s: load: %w", t.Name(), err)
