@@ -110,6 +110,7 @@ type Reader struct {
 	loss    LossPoint
 	dec     decoder
 	rec     []byte
+	win     []byte // the log chunk being read (see chunkCursor)
 	lastSeq uint64
 
 	// Sequence checking, so that no record is lost silently: known says
@@ -507,7 +508,7 @@ func (r *Reader) openSegment(si *SegmentInfo) (err error) {
 		s.names = append(s.names, st.Name)
 		s.kinds = append(s.kinds, st.Kind)
 	}
-	s.log.c = &chunkCursor{refs: m.refs}
+	s.log.c = &chunkCursor{refs: m.refs, f: m.f, win: &r.win}
 	s.log.maxValue = chunkValueOf(sm.format)
 	// Start where the time index says the wanted time begins.
 	start := max(r.from, r.seek)
@@ -586,7 +587,9 @@ func (r *Reader) nextInSegment() (b *Batch, err error) {
 	}
 	for {
 		rec, startChunk, err := s.log.readRecord(r.rec[:0])
-		r.rec = rec[:0]
+		if !s.log.inPlace {
+			r.rec = rec[:0] // gathered (and maybe grown) in r.rec: keep it
+		}
 		if err == io.EOF {
 			return nil, io.EOF
 		}
@@ -692,7 +695,7 @@ func (r *Reader) skipDamage() bool {
 					ok = false
 				}
 			}()
-			s.log.c = &chunkCursor{refs: s.m.refs}
+			s.log.c = &chunkCursor{refs: s.m.refs, f: s.m.f, win: &r.win}
 			s.log.chunk = base + step
 			err := s.log.toStart()
 			return err == nil, err == io.EOF
@@ -719,10 +722,15 @@ type kvCursor interface {
 	Next() (k, v []byte)
 }
 
-// chunkCursor walks the log chunks that loadSegment found.
+// chunkCursor walks the log chunks that loadSegment found, reading each
+// into win (one chunk at a time, reused: a chunk is at most 128 KiB, so it
+// stays in the CPU's cache while its records are checked and decoded).
 type chunkCursor struct {
 	refs []chunkRef
 	i    int
+	f    *os.File
+	win  *[]byte
+	err  error // reading the current chunk failed
 }
 
 // Seek positions at the first key >= key.
@@ -740,10 +748,27 @@ func (c *chunkCursor) Next() ([]byte, []byte) {
 }
 
 func (c *chunkCursor) cur() ([]byte, []byte) {
+	c.err = nil
 	if c.i >= len(c.refs) {
 		return nil, nil
 	}
-	return c.refs[c.i].key, c.refs[c.i].val
+	ref := &c.refs[c.i]
+	if ref.n > maxChunkValue {
+		c.err = fmt.Errorf("bad size %d", ref.n)
+		return ref.key, nil
+	}
+	if cap(*c.win) < ref.n {
+		*c.win = make([]byte, maxChunkValue)
+	}
+	v := (*c.win)[:ref.n]
+	if n, err := c.f.ReadAt(v, ref.off); n != len(v) {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		c.err = fmt.Errorf("reading %d bytes at offset %d: %v (file changed while read?)", len(v), ref.off, err)
+		return ref.key, nil
+	}
+	return ref.key, v
 }
 
 // logStream reads the record log of a segment across its chunks.
@@ -754,6 +779,7 @@ type logStream struct {
 	data     []byte // its log bytes
 	pos      int    // read position in data
 	have     bool
+	inPlace  bool // the last record read is returned in place, not in dst
 	// skipped is the first damaged chunk toStart skipped (nil: none),
 	// until the reader reports the records lost with it.
 	skipped error
@@ -770,6 +796,10 @@ func (s *logStream) load(k, v []byte) error {
 	}
 	s.chunk = binary.BigEndian.Uint64(k)
 	s.have = true
+	if c, ok := s.c.(*chunkCursor); ok && c.err != nil {
+		s.data, s.pos = nil, 0
+		return fmt.Errorf("chunk %d: %v", s.chunk, c.err)
+	}
 	if len(v) < 4 || len(v) > s.maxValue {
 		s.data, s.pos = nil, 0
 		return fmt.Errorf("chunk %d: bad size %d", s.chunk, len(v))
@@ -885,8 +915,9 @@ func (s *logStream) read(dst []byte, n int) ([]byte, error) {
 	return dst, nil
 }
 
-// readRecord appends the next whole record to dst and says in which chunk
-// it starts; io.EOF at the end.
+// readRecord returns the next whole record, in place if it lies inside one
+// chunk, else appended to dst, and says in which chunk it starts; io.EOF at
+// the end.
 func (s *logStream) readRecord(dst []byte) ([]byte, uint64, error) {
 	if !s.have {
 		return dst, s.chunk, io.EOF
@@ -910,6 +941,18 @@ func (s *logStream) readRecord(dst []byte) ([]byte, uint64, error) {
 		}
 	}
 	start := s.chunk
+	s.inPlace = false
+	// Most records lie inside one chunk: return them in place, without
+	// copying (the copy was a third of the reader's own time). A record
+	// that spans chunks is gathered into dst.
+	if rest := s.data[s.pos:]; len(rest) >= headerSize {
+		if n := int(binary.LittleEndian.Uint32(rest)); n >= headerSize && n <= len(rest) {
+			if _, err := parseHeader(rest[:headerSize]); err == nil {
+				s.pos, s.inPlace = s.pos+n, true
+				return rest[:n:n], start, nil
+			}
+		}
+	}
 	dst, err := s.read(dst, headerSize)
 	if err != nil {
 		if err == io.ErrUnexpectedEOF {

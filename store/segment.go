@@ -83,6 +83,9 @@ func chunkValueOf(format uint32) int {
 	return chunkValue
 }
 
+// maxChunkValue is the largest chunk value of any format version.
+const maxChunkValue = max(chunkValue, chunkValueV1)
+
 // segFile is a segment file found in a recording directory.
 type segFile struct {
 	index int

@@ -153,7 +153,8 @@ func damageLastLeaf(t *testing.T, path string) {
 	if m.fatal || len(m.refs) == 0 {
 		t.Fatalf("bad segment: %v", m.msgs)
 	}
-	last := bytes.Clone(m.refs[len(m.refs)-1].val)
+	ref := m.refs[len(m.refs)-1]
+	last := bytes.Clone(m.data[ref.off : ref.off+int64(ref.n)])
 	m.close()
 	data, err := os.ReadFile(path)
 	if err != nil {
