@@ -2,8 +2,12 @@ package analyze
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -55,6 +59,9 @@ const (
 	rowGroupRows = 128 << 10
 	// writeRows is how many rows are buffered before parquet-go's Write.
 	writeRows = 4096
+	// pageRows is how many rows the parquet-go path writes between two
+	// flushes of the pages (see parquetGoSink).
+	pageRows = 16 << 10
 )
 
 // sink writes the rows of one table into one file.
@@ -93,10 +100,23 @@ func (o *fileOut) finish() error {
 	return nil
 }
 
-// parquetGoSink is the parquet-go path.
+// parquetGoSink is the parquet-go path. GenericWriter.Write fills the
+// column buffers; the sink then has the buffered pages of every column
+// encoded, compressed and summarized (min/max) every pageRows rows and at
+// each row group's end, on two goroutines (ColumnWriters are independent of
+// each other until the row group is written out, serially, by Flush),
+// rather than leaving it to Write, which does it column after column on the
+// one goroutine that calls it. Encoding the pages is about 40% of the
+// writing; sharing it with the otherwise idle time of the second core made
+// the export of the exec table 10% faster (1.72 to 1.90 M rows/s, medians of
+// 5 interleaved runs; same CPU time per row) for 1.4% more bytes (smaller
+// pages: 8.64 to 8.77 B/event).
 type parquetGoSink[R any] struct {
-	out *fileOut
-	w   *parquet.GenericWriter[R]
+	out   *fileOut
+	w     *parquet.GenericWriter[R]
+	order []int // leaf columns, the costlier to flush first
+	page  int   // rows written since the last flush of the pages
+	group int   // rows in the current row group
 }
 
 // zstdCodec: SpeedFastest writes the exec table faster than SpeedDefault
@@ -125,16 +145,88 @@ func newParquetGoSink[R any](path, version string, meta map[string]string) (sink
 	for k, v := range meta {
 		opts = append(opts, parquet.KeyValueMetadata(k, v))
 	}
-	return &parquetGoSink[R]{out: out, w: parquet.NewGenericWriter[R](out.bw, opts...)}, nil
+	w := parquet.NewGenericWriter[R](out.bw, opts...)
+	return &parquetGoSink[R]{out: out, w: w, order: flushOrder(w.Schema())}, nil
+}
+
+// flushOrder returns the leaf columns of schema, repeated ones first, then
+// byte arrays, then the others: the longest flushes are started first so
+// that the two goroutines end at about the same time.
+func flushOrder(schema *parquet.Schema) []int {
+	cost := func(path []string) int {
+		l, _ := schema.Lookup(path...)
+		switch {
+		case l.MaxRepetitionLevel > 0:
+			return 2
+		case l.Node.Type().Kind() == parquet.ByteArray:
+			return 1
+		}
+		return 0
+	}
+	cols := schema.Columns()
+	order := make([]int, len(cols))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return cost(cols[order[a]]) > cost(cols[order[b]]) })
+	return order
 }
 
 func (s *parquetGoSink[R]) write(rows []R) error {
-	_, err := s.w.Write(rows)
-	return err
+	for len(rows) > 0 {
+		n := min(len(rows), pageRows-s.page, rowGroupRows-s.group)
+		if _, err := s.w.Write(rows[:n]); err != nil {
+			return err
+		}
+		rows = rows[n:]
+		s.page += n
+		s.group += n
+		if s.page == pageRows || s.group == rowGroupRows {
+			if err := s.flushPages(); err != nil {
+				return err
+			}
+		}
+		if s.group == rowGroupRows {
+			if err := s.w.Flush(); err != nil {
+				return err
+			}
+			s.group = 0
+		}
+	}
+	return nil
+}
+
+// flushPages has the buffered page of every column encoded and compressed,
+// on this goroutine and a helper, each taking the next column not taken.
+func (s *parquetGoSink[R]) flushPages() error {
+	s.page = 0
+	cols := s.w.ColumnWriters()
+	var next atomic.Int32
+	var errs [2]error
+	flush := func(k int) {
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= len(s.order) {
+				return
+			}
+			if err := cols[s.order[i]].Flush(); err != nil && errs[k] == nil {
+				errs[k] = err
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { flush(1) })
+	flush(0)
+	wg.Wait()
+	return errors.Join(errs[0], errs[1])
 }
 
 func (s *parquetGoSink[R]) close() error {
-	if err := s.w.Close(); err != nil {
+	err := s.flushPages()
+	if err == nil {
+		err = s.w.Close()
+	}
+	if err != nil {
 		s.abort()
 		return err
 	}
