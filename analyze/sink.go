@@ -25,14 +25,17 @@ import (
 //
 // Measured by BenchmarkWriterPath (analyze/bench_test.go) on this machine
 // (2 cores, shared with other work), exec table of 500,000 events, zstd,
-// same row groups and encodings, both paths interleaved in the same run:
+// same row groups and encodings, both paths interleaved in the same run
+// (best of 4, three runs):
 //
-//	parquet-go GenericWriter[ExecRow]        1.06 M rows/s   8.6 B/event
-//	arrow-go builders -> pqarrow.FileWriter  0.53 M rows/s   5.6 B/event
+//	parquet-go GenericWriter[ExecRow]        2.1-3.1 M rows/s    8.8 B/event
+//	arrow-go builders -> pqarrow.FileWriter  0.75-0.85 M rows/s  5.6 B/event
 //
-// parquet-go is twice as fast (pqarrow's files are a third smaller, but both
-// are far below the raw 560 B/event), so ParquetGo is the default; the Arrow
-// path is kept for --format arrow (IPC files) and for the measurement.
+// parquet-go is about three times as fast since it encodes pages on two
+// goroutines (parquetGoSink; twice as fast before), and pqarrow's files are
+// a third smaller, but both are far below the raw 560 B/event, so ParquetGo
+// is the default; the Arrow path is kept for --format arrow (IPC files) and
+// for the measurement.
 type WriterPath int
 
 const (
