@@ -154,12 +154,12 @@ func damageLastLeaf(t *testing.T, path string) {
 		t.Fatalf("bad segment: %v", m.msgs)
 	}
 	ref := m.refs[len(m.refs)-1]
-	last := bytes.Clone(m.data[ref.off : ref.off+int64(ref.n)])
 	m.close()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	last := bytes.Clone(data[ref.off : ref.off+int64(ref.n)])
 	n := 0
 	for at := 0; ; at++ {
 		k := bytes.Index(data[at:], last)

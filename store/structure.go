@@ -8,7 +8,6 @@ import (
 	"math"
 	"os"
 	"sync"
-	"syscall"
 )
 
 // checkPages validates the bbolt page structure of a segment file by
@@ -46,15 +45,14 @@ func checkPages(path string) (msgs []string, fatal bool) {
 // under it would kill the process with SIGBUS outside the Reader's reach.
 type loadedSeg struct {
 	f     *os.File
-	data  []byte      // the file, mapped read-only
 	sc    *segScratch // the pooled buffers refs and the checker use
 	refs  []chunkRef
 	msgs  []string
 	fatal bool
 }
 
-// chunkRef is one key/value of the log bucket: the key (in the mapping)
-// and where the value lies in the file.
+// chunkRef is one key/value of the log bucket: the key and where the
+// value lies in the file.
 type chunkRef struct {
 	key []byte
 	off int64
@@ -66,6 +64,8 @@ type chunkRef struct {
 type segScratch struct {
 	refs []chunkRef
 	seen []uint64
+	keys []byte // the log's keys, which refs point into
+	page []byte // the page being checked
 }
 
 // segBufs holds segScratch buffers for the next segment or the next
@@ -75,10 +75,6 @@ type segScratch struct {
 var segBufs sync.Pool
 
 func (m *loadedSeg) close() {
-	if m.data != nil {
-		syscall.Munmap(m.data)
-		m.data = nil
-	}
 	if m.f != nil {
 		m.f.Close()
 		m.f = nil
@@ -117,26 +113,24 @@ func loadSegment(path string) (m *loadedSeg) {
 	if size > math.MaxInt32*pageSize || int64(int(size)) != size {
 		return fail(fmt.Sprintf("file of %d bytes is too large for a segment", size))
 	}
-	data, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
-	if err != nil {
-		return fail("mmap: " + err.Error())
-	}
-	m.data = data
 	sc, _ := segBufs.Get().(*segScratch)
 	if sc == nil {
 		sc = new(segScratch)
 	}
 	m.sc = sc
-	c := &pageChecker{data: m.data, size: size, seen: sc.seen, logRefs: sc.refs}
-	// A file truncated under us faults: make that an error.
-	defer panicOnFault()()
+	c := &pageChecker{f: f, size: size, seen: sc.seen, logRefs: sc.refs, keys: sc.keys[:0], buf: sc.page}
 	defer func() {
 		if r := recover(); r != nil {
 			m.msgs = c.msgs
-			fail(fmt.Sprintf("file changed while checked: %v", r))
+			if _, ok := r.(errShortRead); ok {
+				fail(fmt.Sprintf("file changed while checked: %v", r))
+			} else {
+				fail(fmt.Sprintf("page check failed: %v", r))
+			}
 		}
 	}()
 	c.run()
+	sc.keys, sc.page = c.keys, c.buf
 	m.msgs, m.fatal, m.refs = c.msgs, c.fatal, c.logRefs
 	if c.seen != nil {
 		sc.seen = c.seen
@@ -145,7 +139,9 @@ func loadSegment(path string) (m *loadedSeg) {
 }
 
 type pageChecker struct {
-	data    []byte // the file
+	f       *os.File
+	buf     []byte // the page being checked (reused)
+	keys    []byte // copies of the log's keys
 	size    int64
 	hwm     uint64
 	fatal   bool
@@ -179,7 +175,7 @@ func (c *pageChecker) fail(format string, args ...any) {
 
 // meta reads and validates meta page i; it returns root, hwm, txid.
 func (c *pageChecker) meta(i int) (root, hwm, txid uint64, err error) {
-	p := c.data[i*pageSize : i*pageSize+pageHeaderSize+64]
+	p := c.read(int64(i)*pageSize, pageHeaderSize+64)
 	m := p[pageHeaderSize:]
 	switch {
 	case binary.LittleEndian.Uint16(p[8:]) != flagMeta:
@@ -226,6 +222,10 @@ func (c *pageChecker) run() {
 		c.logRefs = make([]chunkRef, 0, 2*hwm)
 	}
 	c.logRefs = c.logRefs[:0]
+	if cap(c.keys) < int(16*hwm) {
+		c.keys = make([]byte, 0, 16*hwm)
+	}
+	c.keys = c.keys[:0]
 	c.tree(root, 0, true, false)
 }
 
@@ -234,36 +234,61 @@ func (c *pageChecker) isSeen(id uint64) bool { return c.seen[id/64]&(1<<(id%64))
 
 func (c *pageChecker) markSeen(id uint64) { c.seen[id/64] |= 1 << (id % 64) }
 
-// page reads page id (with its overflow pages if full) and checks its
-// header; nil if it is bad.
-func (c *pageChecker) page(id uint64) []byte {
+// errShortRead: the file ended before what its pages say (it changed
+// while it was checked).
+type errShortRead struct{ err error }
+
+func (e errShortRead) Error() string { return e.err.Error() }
+
+// read reads n bytes at off into c.buf and returns them; it panics with
+// errShortRead if the file ends first.
+func (c *pageChecker) read(off int64, n int) []byte {
+	if cap(c.buf) < n {
+		c.buf = make([]byte, max(n, 2*cap(c.buf)))
+	}
+	b := c.buf[:n]
+	if k, err := c.f.ReadAt(b, off); k != n {
+		panic(errShortRead{fmt.Errorf("reading %d bytes at offset %d: %v", n, off, err)})
+	}
+	return b
+}
+
+// page reads page id and checks its header; nil if it is bad. It reads
+// the whole page with its overflow pages, or if prefix is set only its
+// first page: then size is the whole page's size. What it returns is valid
+// until the next read.
+func (c *pageChecker) page(id uint64, prefix bool) (h []byte, size int) {
 	if id < 2 || id >= c.hwm {
 		c.fatalf("page %d: out of range [2, %d)", id, c.hwm)
-		return nil
+		return nil, 0
 	}
 	if c.isSeen(id) {
 		c.fatalf("page %d: referenced twice (cycle or damage)", id)
-		return nil
+		return nil, 0
 	}
-	h := c.data[id*pageSize : id*pageSize+pageHeaderSize]
+	h = c.read(int64(id)*pageSize, pageSize)
 	if got := binary.LittleEndian.Uint64(h[0:]); got != id {
 		c.fail("page %d: header says page %d (overwritten or zeroed)", id, got)
 		c.markSeen(id)
-		return nil
+		return nil, 0
 	}
 	overflow := uint64(binary.LittleEndian.Uint32(h[12:]))
 	if id+overflow >= c.hwm {
 		c.fatalf("page %d: %d overflow pages run past the end", id, overflow)
-		return nil
+		return nil, 0
 	}
 	for i := uint64(0); i <= overflow; i++ {
 		if c.isSeen(id + i) {
 			c.fatalf("page %d: overlaps page %d (cycle or damage)", id, id+i)
-			return nil
+			return nil, 0
 		}
 		c.markSeen(id + i)
 	}
-	return c.data[id*pageSize : (id+overflow+1)*pageSize]
+	size = int(overflow+1) * pageSize
+	if overflow > 0 && !prefix {
+		h = c.read(int64(id)*pageSize, size)
+	}
+	return h, size
 }
 
 // tree walks the B+tree rooted at page id. isRoot marks the root bucket's
@@ -273,7 +298,9 @@ func (c *pageChecker) tree(id uint64, depth int, isRoot, isLog bool) {
 		c.fatalf("page %d: tree deeper than %d", id, maxTreeDepth)
 		return
 	}
-	h := c.page(id)
+	// A log leaf holds chunks of up to 64 KiB: read only its first page
+	// (the elements and, mostly, the keys); the reader reads the values.
+	h, size := c.page(id, isLog)
 	if h == nil {
 		return
 	}
@@ -282,9 +309,14 @@ func (c *pageChecker) tree(id uint64, depth int, isRoot, isLog bool) {
 	if count == 0 && !isRoot && depth > 0 {
 		c.fail("page %d: empty", id)
 	}
-	if pageHeaderSize+count*elemSize > len(h) {
+	if pageHeaderSize+count*elemSize > size {
 		c.fail("page %d: %d elements do not fit", id, count)
 		return
+	}
+	if flags != flagLeaf && len(h) < size {
+		h = c.read(int64(id)*pageSize, size) // a log branch page
+	} else if pageHeaderSize+count*elemSize > len(h) {
+		h = c.read(int64(id)*pageSize, pageHeaderSize+count*elemSize)
 	}
 	switch flags {
 	case flagBranch:
@@ -311,7 +343,7 @@ func (c *pageChecker) tree(id uint64, depth int, isRoot, isLog bool) {
 		}
 	case flagLeaf:
 		// Walk the buckets only when done with h (c's buffer).
-		for _, sub := range c.leaf(id, h, int64(id)*pageSize, count, isRoot, isLog, nil) {
+		for _, sub := range c.leaf(id, h, size, int64(id)*pageSize, count, isRoot, isLog, nil) {
 			c.tree(sub.root, 0, false, sub.isLog)
 		}
 	default:
@@ -326,9 +358,10 @@ type subTree struct {
 }
 
 // leaf checks a leaf page's elements and appends the buckets it holds to
-// subs. In the log bucket's tree (isLog) it records the chunks. base is
-// where h starts in the file.
-func (c *pageChecker) leaf(id uint64, h []byte, base int64, count int, isRoot, isLog bool, subs []subTree) []subTree {
+// subs. In the log bucket's tree (isLog) it records the chunks. h may hold
+// only the start of the page (its elements) if the page is in the log
+// bucket's tree: size is the page's size, base where it starts in the file.
+func (c *pageChecker) leaf(id uint64, h []byte, size int, base int64, count int, isRoot, isLog bool, subs []subTree) []subTree {
 	var prev []byte
 	for i := 0; i < count; i++ {
 		e := h[pageHeaderSize+i*elemSize:]
@@ -337,11 +370,26 @@ func (c *pageChecker) leaf(id uint64, h []byte, base int64, count int, isRoot, i
 		ksize := int(binary.LittleEndian.Uint32(e[8:]))
 		vsize := int(binary.LittleEndian.Uint32(e[12:]))
 		start := pageHeaderSize + i*elemSize + pos
-		if pos < 0 || ksize < 0 || vsize < 0 || start < pageHeaderSize || start+ksize+vsize > len(h) {
+		if pos < 0 || ksize < 0 || vsize < 0 || start < pageHeaderSize || start+ksize+vsize > size {
 			c.fail("page %d: element %d out of bounds", id, i)
 			return subs
 		}
-		k := h[start : start+ksize]
+		var k []byte
+		copied := false // k is in c.keys
+		if start+ksize <= len(h) {
+			k = h[start : start+ksize]
+		} else if !isLog || flags != 0 || ksize > 64 {
+			c.fail("page %d: element %d out of bounds", id, i)
+			return subs
+		} else {
+			// A key past the part of the log leaf read: read it alone.
+			at := len(c.keys)
+			c.keys = append(c.keys, make([]byte, ksize)...)
+			k, copied = c.keys[at:], true
+			if n, err := c.f.ReadAt(k, base+int64(start)); n != ksize {
+				panic(errShortRead{fmt.Errorf("reading %d bytes at offset %d: %v", ksize, base+int64(start), err)})
+			}
+		}
 		if prev != nil && bytes.Compare(prev, k) >= 0 {
 			c.fail("page %d: keys out of order", id)
 			return subs
@@ -350,6 +398,10 @@ func (c *pageChecker) leaf(id uint64, h []byte, base int64, count int, isRoot, i
 		if flags&0x01 != 0 { // a bucket
 			if vsize < 16 {
 				c.fail("page %d: bad bucket entry", id)
+				return subs
+			}
+			if start+ksize+vsize > len(h) {
+				c.fail("page %d: element %d out of bounds", id, i)
 				return subs
 			}
 			v := h[start+ksize : start+ksize+vsize]
@@ -367,12 +419,18 @@ func (c *pageChecker) leaf(id uint64, h []byte, base int64, count int, isRoot, i
 					c.fail("page %d: bad inline bucket", id)
 					return subs
 				}
-				subs = c.leaf(id, in, base+int64(start+ksize+16), n, false, log, subs)
+				subs = c.leaf(id, in, len(in), base+int64(start+ksize+16), n, false, log, subs)
 			}
 		} else if flags != 0 {
 			c.fail("page %d: element %d has flags %#x", id, i, flags)
 			return subs
 		} else if isLog {
+			if !copied {
+				// Keep a copy: h is reused by the next read.
+				at := len(c.keys)
+				c.keys = append(c.keys, k...)
+				k = c.keys[at:len(c.keys):len(c.keys)]
+			}
 			c.logRefs = append(c.logRefs, chunkRef{key: k, off: base + int64(start+ksize), n: vsize})
 		}
 	}
