@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"iter"
 	"math"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
@@ -110,7 +108,7 @@ type Reader struct {
 	loss    LossPoint
 	dec     decoder
 	rec     []byte
-	win     []byte // the log chunk being read (see chunkCursor)
+	wins    []*chunkWindow // chunkCursor's buffers, reused across segments
 	lastSeq uint64
 
 	// Sequence checking, so that no record is lost silently: known says
@@ -257,6 +255,7 @@ func (r *Reader) closeCur() {
 		return
 	}
 	r.skipped = r.cur.log.skipped
+	r.cur.log.close()
 	func() {
 		defer func() { _ = recover() }()
 		r.cur.tx.Rollback()
@@ -508,7 +507,7 @@ func (r *Reader) openSegment(si *SegmentInfo) (err error) {
 		s.names = append(s.names, st.Name)
 		s.kinds = append(s.kinds, st.Kind)
 	}
-	s.log.c = &chunkCursor{refs: m.refs, f: m.f, win: &r.win}
+	s.log.c = newChunkCursor(m, &r.wins)
 	s.log.maxValue = chunkValueOf(sm.format)
 	// Start where the time index says the wanted time begins.
 	start := max(r.from, r.seek)
@@ -695,7 +694,8 @@ func (r *Reader) skipDamage() bool {
 					ok = false
 				}
 			}()
-			s.log.c = &chunkCursor{refs: s.m.refs, f: s.m.f, win: &r.win}
+			s.log.close()
+			s.log.c = newChunkCursor(s.m, &r.wins)
 			s.log.chunk = base + step
 			err := s.log.toStart()
 			return err == nil, err == io.EOF
@@ -722,55 +722,6 @@ type kvCursor interface {
 	Next() (k, v []byte)
 }
 
-// chunkCursor walks the log chunks that loadSegment found, reading each
-// into win (one chunk at a time, reused: a chunk is at most 128 KiB, so it
-// stays in the CPU's cache while its records are checked and decoded).
-type chunkCursor struct {
-	refs []chunkRef
-	i    int
-	f    *os.File
-	win  *[]byte
-	err  error // reading the current chunk failed
-}
-
-// Seek positions at the first key >= key.
-func (c *chunkCursor) Seek(key []byte) ([]byte, []byte) {
-	c.i = sort.Search(len(c.refs), func(i int) bool { return bytes.Compare(c.refs[i].key, key) >= 0 })
-	return c.cur()
-}
-
-// Next moves to the next key.
-func (c *chunkCursor) Next() ([]byte, []byte) {
-	if c.i < len(c.refs) {
-		c.i++
-	}
-	return c.cur()
-}
-
-func (c *chunkCursor) cur() ([]byte, []byte) {
-	c.err = nil
-	if c.i >= len(c.refs) {
-		return nil, nil
-	}
-	ref := &c.refs[c.i]
-	if ref.n > maxChunkValue {
-		c.err = fmt.Errorf("bad size %d", ref.n)
-		return ref.key, nil
-	}
-	if cap(*c.win) < ref.n {
-		*c.win = make([]byte, maxChunkValue)
-	}
-	v := (*c.win)[:ref.n]
-	if n, err := c.f.ReadAt(v, ref.off); n != len(v) {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		c.err = fmt.Errorf("reading %d bytes at offset %d: %v (file changed while read?)", len(v), ref.off, err)
-		return ref.key, nil
-	}
-	return ref.key, v
-}
-
 // logStream reads the record log of a segment across its chunks.
 type logStream struct {
 	c        kvCursor
@@ -783,6 +734,13 @@ type logStream struct {
 	// skipped is the first damaged chunk toStart skipped (nil: none),
 	// until the reader reports the records lost with it.
 	skipped error
+}
+
+// close stops the cursor's readahead, if any.
+func (s *logStream) close() {
+	if c, ok := s.c.(*chunkCursor); ok {
+		c.close()
+	}
 }
 
 // load makes k/v the current chunk.

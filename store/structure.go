@@ -33,16 +33,15 @@ func checkPages(path string) (msgs []string, fatal bool) {
 // loadedSeg is a checked segment file: refs lists the chunks of its log
 // bucket in key order, as positions in the file, so that the reader reads
 // the log without bbolt (and without touching a page that failed the
-// check). The file is mapped for the check, which touches only page
-// headers, element headers and keys. The chunks are read with pread, one
-// at a time, into a buffer the Reader reuses: a chunk (at most 64 KiB)
-// stays in the CPU's cache while its records are checked and decoded,
-// where reading the whole file into memory first moved every byte through
-// main memory three times (BenchmarkRead: read-ratio 0.45 -> 0.52 on the
-// project's 2-core VM, on one core where the whole-file read used two).
-// Reading the chunks through the mapping was as fast (0.55), but then the
-// events handed to a handler would alias the mapping, and a file truncated
-// under it would kill the process with SIGBUS outside the Reader's reach.
+// check). The check reads pages with pread, and of a log leaf only its
+// first page (the elements and the keys); the reader reads the chunks
+// themselves (see chunkCursor). Reading the whole file into memory first
+// moved every byte through main memory three times; mapping it cost a page
+// fault per leaf, and the events handed to a handler would have aliased
+// the mapping, where a file truncated under them kills the process with
+// SIGBUS. BenchmarkRead, iterate read-ratio on the project's 2-core VM:
+// whole file 0.45, chunks through a mapping 0.55, pread of chunks with
+// the check through a mapping 0.52, pread throughout 0.54-0.62.
 type loadedSeg struct {
 	f     *os.File
 	sc    *segScratch // the pooled buffers refs and the checker use

@@ -1,0 +1,183 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sort"
+)
+
+// Reading the log: the chunks that loadSegment found are read with pread
+// into windows of up to windowChunks chunks, which a Reader reuses. On a
+// machine with a second core, a goroutine reads the next windows while the
+// records of the current one are checked and decoded: copying a chunk from
+// the page cache costs about as much as checking and decoding it, so the
+// two run side by side (see BenchmarkRead and its copy/mem floor). A window
+// is small enough (1 MiB) to stay in the CPU caches from its read to its
+// decoding, where reading a whole segment first moved every byte through
+// main memory three times.
+const (
+	windowChunks = 16
+	aheadWindows = 3 // one being decoded, one read ahead, one in flight
+)
+
+// chunkWindow holds consecutive chunks of the log, back to back.
+type chunkWindow struct {
+	first int // index in the cursor's refs of the first chunk
+	n     int // number of chunks
+	buf   []byte
+	ends  [windowChunks]int
+	err   error // reading chunk first+n failed (then it ends the window)
+}
+
+// chunkCursor walks the log chunks of a loaded segment. What cur returns
+// is valid until the cursor moves to a chunk outside the current window:
+// records returned in place, and the events decoded from them, alias it.
+type chunkCursor struct {
+	refs []chunkRef
+	f    *os.File
+	i    int
+	win  *chunkWindow // holds chunk i, if any
+	err  error        // reading chunk i failed
+	wins *[]*chunkWindow
+
+	// Readahead: the goroutine fills windows from free and sends them on
+	// full in order; stop ends it, and done says it has.
+	ahead      bool
+	full, free chan *chunkWindow
+	stop, done chan struct{}
+}
+
+func newChunkCursor(m *loadedSeg, wins *[]*chunkWindow) *chunkCursor {
+	for len(*wins) < aheadWindows {
+		*wins = append(*wins, &chunkWindow{buf: make([]byte, 0, windowChunks*maxChunkValue)})
+	}
+	return &chunkCursor{refs: m.refs, f: m.f, wins: wins, ahead: runtime.GOMAXPROCS(0) > 1}
+}
+
+// Seek positions at the first key >= key.
+func (c *chunkCursor) Seek(key []byte) ([]byte, []byte) {
+	c.i = sort.Search(len(c.refs), func(i int) bool { return bytes.Compare(c.refs[i].key, key) >= 0 })
+	return c.cur()
+}
+
+// Next moves to the next key.
+func (c *chunkCursor) Next() ([]byte, []byte) {
+	if c.i < len(c.refs) {
+		c.i++
+	}
+	return c.cur()
+}
+
+func (c *chunkCursor) cur() ([]byte, []byte) {
+	c.err = nil
+	if c.i >= len(c.refs) {
+		return nil, nil
+	}
+	w := c.win
+	if w == nil || c.i < w.first || c.i > w.first+w.n || c.i == w.first+w.n && w.err == nil {
+		w = c.window(c.i)
+	}
+	k := c.i - w.first
+	if k == w.n {
+		c.err = w.err
+		return c.refs[c.i].key, nil
+	}
+	lo := 0
+	if k > 0 {
+		lo = w.ends[k-1]
+	}
+	return c.refs[c.i].key, w.buf[lo:w.ends[k]]
+}
+
+// window returns the window that starts with chunk i: the next one read
+// ahead if it is that, else one read now (and readahead restarted after
+// it).
+func (c *chunkCursor) window(i int) *chunkWindow {
+	if c.ahead {
+		if c.full != nil && c.win != nil && i == c.win.first+c.win.n {
+			c.free <- c.win
+			c.win = <-c.full
+			return c.win
+		}
+		c.close()
+		c.full = make(chan *chunkWindow, aheadWindows)
+		c.free = make(chan *chunkWindow, aheadWindows)
+		c.stop, c.done = make(chan struct{}), make(chan struct{})
+		ws := *c.wins
+		c.fill(ws[0], i)
+		c.win = ws[0]
+		for _, w := range ws[1:] {
+			c.free <- w
+		}
+		if next := i + c.win.n; c.win.err == nil && next < len(c.refs) {
+			go c.readAhead(next)
+		} else {
+			close(c.done)
+		}
+		return c.win
+	}
+	c.win = (*c.wins)[0]
+	c.fill(c.win, i)
+	return c.win
+}
+
+// readAhead fills windows from chunk i on until the log's end, a read
+// error or stop.
+func (c *chunkCursor) readAhead(i int) {
+	defer close(c.done)
+	for i < len(c.refs) {
+		var w *chunkWindow
+		select {
+		case w = <-c.free:
+		case <-c.stop:
+			return
+		}
+		c.fill(w, i)
+		select {
+		case c.full <- w:
+		case <-c.stop:
+			return
+		}
+		if w.err != nil {
+			return
+		}
+		i += w.n
+	}
+}
+
+// fill reads chunks from i on into w, up to windowChunks of them.
+func (c *chunkCursor) fill(w *chunkWindow, i int) {
+	w.first, w.n, w.err, w.buf = i, 0, nil, w.buf[:0]
+	for w.n < windowChunks && i+w.n < len(c.refs) {
+		ref := &c.refs[i+w.n]
+		if ref.n > maxChunkValue {
+			w.err = fmt.Errorf("bad size %d", ref.n)
+			return
+		}
+		at := len(w.buf)
+		w.buf = w.buf[:at+ref.n]
+		if n, err := c.f.ReadAt(w.buf[at:], ref.off); n != ref.n {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			w.buf = w.buf[:at]
+			w.err = fmt.Errorf("reading %d bytes at offset %d: %v (file changed while read?)", ref.n, ref.off, err)
+			return
+		}
+		w.ends[w.n] = len(w.buf)
+		w.n++
+	}
+}
+
+// close stops the readahead and waits for it to end.
+func (c *chunkCursor) close() {
+	if c.stop != nil {
+		close(c.stop)
+		<-c.done
+		c.stop, c.full, c.free = nil, nil, nil
+	}
+	c.win = nil
+}
