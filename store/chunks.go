@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"sync"
 )
 
 // Reading the log: the chunks that loadSegment found are read with pread
@@ -50,9 +51,17 @@ type chunkCursor struct {
 	stop, done chan struct{}
 }
 
+// windowPool holds chunkWindows of closed Readers, so that a program
+// opening one Reader after another does not allocate them anew.
+var windowPool sync.Pool
+
 func newChunkCursor(m *loadedSeg, wins *[]*chunkWindow) *chunkCursor {
 	for len(*wins) < aheadWindows {
-		*wins = append(*wins, &chunkWindow{buf: make([]byte, 0, windowChunks*maxChunkValue)})
+		w, _ := windowPool.Get().(*chunkWindow)
+		if w == nil {
+			w = &chunkWindow{buf: make([]byte, 0, windowChunks*maxChunkValue)}
+		}
+		*wins = append(*wins, w)
 	}
 	return &chunkCursor{refs: m.refs, f: m.f, wins: wins, ahead: runtime.GOMAXPROCS(0) > 1}
 }
@@ -180,4 +189,12 @@ func (c *chunkCursor) close() {
 		c.stop, c.full, c.free = nil, nil, nil
 	}
 	c.win = nil
+}
+
+// releaseWindows returns a closed Reader's windows to windowPool.
+func releaseWindows(wins *[]*chunkWindow) {
+	for _, w := range *wins {
+		windowPool.Put(w)
+	}
+	*wins = nil
 }

@@ -245,6 +245,7 @@ func (r *Reader) Seek(t time.Time) error {
 // Close releases the open segment.
 func (r *Reader) Close() error {
 	r.closeCur()
+	releaseWindows(&r.wins) // no cursor uses them now
 	r.next = len(r.segs)
 	r.pendBatch, r.pendErr = false, nil
 	return nil
@@ -287,7 +288,7 @@ func (r *Reader) All() iter.Seq2[*Batch, error] {
 }
 
 // Next returns the next selected batch, or io.EOF at the end. The batch and
-// its events' Raw bytes are valid until the next call of Next (buffers are
+// its events' Raw bytes are valid until the next call of Next or Close (buffers are
 // reused). A *CorruptError names damaged data and is not terminal: call Next
 // again to go on with the intact data after it.
 func (r *Reader) Next() (*Batch, error) {
