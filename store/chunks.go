@@ -2,7 +2,9 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"runtime"
@@ -31,6 +33,10 @@ type chunkWindow struct {
 	buf   []byte
 	ends  [windowChunks]int
 	err   error // reading chunk first+n failed (then it ends the window)
+	// crcOK lists, per chunk, the positions (in the chunk's log bytes) of
+	// the records inside it whose checksums the readahead has verified,
+	// in order, so that the decoder need not check them again.
+	crcOK [windowChunks][]uint32
 }
 
 // chunkCursor walks the log chunks of a loaded segment. What cur returns
@@ -43,6 +49,10 @@ type chunkCursor struct {
 	win  *chunkWindow // holds chunk i, if any
 	err  error        // reading chunk i failed
 	wins *[]*chunkWindow
+
+	// Where verified is in win.crcOK.
+	okWin          *chunkWindow
+	okChunk, okIdx int
 
 	// Readahead: the goroutine fills windows from free and sends them on
 	// full in order; stop ends it, and done says it has.
@@ -108,7 +118,7 @@ func (c *chunkCursor) window(i int) *chunkWindow {
 	if c.ahead {
 		if c.full != nil && c.win != nil && i == c.win.first+c.win.n {
 			c.free <- c.win
-			c.win = <-c.full
+			c.win, c.okWin = <-c.full, nil
 			return c.win
 		}
 		c.close()
@@ -117,7 +127,7 @@ func (c *chunkCursor) window(i int) *chunkWindow {
 		c.stop, c.done = make(chan struct{}), make(chan struct{})
 		ws := *c.wins
 		c.fill(ws[0], i)
-		c.win = ws[0]
+		c.win, c.okWin = ws[0], nil
 		for _, w := range ws[1:] {
 			c.free <- w
 		}
@@ -128,7 +138,7 @@ func (c *chunkCursor) window(i int) *chunkWindow {
 		}
 		return c.win
 	}
-	c.win = (*c.wins)[0]
+	c.win, c.okWin = (*c.wins)[0], nil
 	c.fill(c.win, i)
 	return c.win
 }
@@ -145,6 +155,7 @@ func (c *chunkCursor) readAhead(i int) {
 			return
 		}
 		c.fill(w, i)
+		w.verify()
 		select {
 		case c.full <- w:
 		case <-c.stop:
@@ -157,9 +168,58 @@ func (c *chunkCursor) readAhead(i int) {
 	}
 }
 
+// verify checks the checksums of the records that lie inside one chunk
+// of w, from each chunk's first record on, and lists those that match.
+// It stops in a chunk at a record that does not fit or does not match:
+// the decoder checks those itself, and reports any damage.
+func (w *chunkWindow) verify() {
+	lo := 0
+	for k := 0; k < w.n; k++ {
+		v := w.buf[lo:w.ends[k]]
+		lo = w.ends[k]
+		if len(v) < 4 {
+			continue
+		}
+		data := v[4:]
+		pos := int(binary.LittleEndian.Uint32(v))
+		for pos >= 0 && pos+headerSize <= len(data) {
+			n := int(binary.LittleEndian.Uint32(data[pos:]))
+			if n < headerSize || n > len(data)-pos {
+				break
+			}
+			rec := data[pos : pos+n]
+			if crc32.Checksum(rec[8:], castagnoli) != binary.LittleEndian.Uint32(rec[4:]) {
+				break
+			}
+			w.crcOK[k] = append(w.crcOK[k], uint32(pos))
+			pos += n
+		}
+	}
+}
+
+// verified says whether the readahead verified the checksum of the record
+// at pos of the current chunk. Positions are asked in increasing order.
+func (c *chunkCursor) verified(pos int) bool {
+	w := c.win
+	if w == nil || c.i < w.first || c.i >= w.first+w.n {
+		return false
+	}
+	if c.okWin != w || c.okChunk != c.i {
+		c.okWin, c.okChunk, c.okIdx = w, c.i, 0
+	}
+	ok := w.crcOK[c.i-w.first]
+	for c.okIdx < len(ok) && int(ok[c.okIdx]) < pos {
+		c.okIdx++
+	}
+	return c.okIdx < len(ok) && int(ok[c.okIdx]) == pos
+}
+
 // fill reads chunks from i on into w, up to windowChunks of them.
 func (c *chunkCursor) fill(w *chunkWindow, i int) {
 	w.first, w.n, w.err, w.buf = i, 0, nil, w.buf[:0]
+	for k := range w.crcOK {
+		w.crcOK[k] = w.crcOK[k][:0]
+	}
 	for w.n < windowChunks && i+w.n < len(c.refs) {
 		ref := &c.refs[i+w.n]
 		if ref.n > maxChunkValue {
