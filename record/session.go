@@ -31,7 +31,7 @@ type session struct {
 	commandExit int
 	started     time.Time
 	stopErr     chan error // the writer failed: stop the recording
-	fpMu        sync.Mutex // serializes Fingerprints lines
+	fpMu        sync.Mutex // serializes appends and their Fingerprints lines
 }
 
 func (s *session) run(ctx context.Context) (sum *Summary, err error) {
@@ -249,6 +249,12 @@ func (s *session) makeReaders() error {
 
 func (s *session) append(st *streamState, n int) error {
 	st.batch.Loss = st.loss(false)
+	if s.opts.Fingerprints != nil {
+		// Lines in sequence order: the append and its line under one lock,
+		// or another stream's append could come between them.
+		s.fpMu.Lock()
+		defer s.fpMu.Unlock()
+	}
 	if err := s.w.Append(&st.batch); err != nil {
 		select {
 		case s.stopErr <- err:
@@ -261,9 +267,7 @@ func (s *session) append(st *streamState, n int) error {
 		bytes += uint64(len(e.Raw))
 	}
 	if s.opts.Fingerprints != nil {
-		s.fpMu.Lock()
 		fmt.Fprintln(s.opts.Fingerprints, store.FingerprintLine(st.batch.Seq, st.info.Name, st.info.Kind, st.batch.Events))
-		s.fpMu.Unlock()
 	}
 	st.recorded.Add(uint64(n))
 	st.batches.Add(1)
