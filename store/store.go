@@ -68,11 +68,16 @@
 //
 // A segment is opened read-only with a short lock timeout: the open segment
 // of a running writer is locked, so it is skipped and said so. Before
-// reading, the file is read into memory (one pread into a reused buffer;
-// files over 256 MiB are mapped) and its page structure checked (checkPages);
-// the log is then read from those checked contents, every record's CRC and
-// lengths checked, and damage is reported as a *CorruptError naming segment
-// and batch, after which reading goes on with the intact records.
+// reading, its page structure is checked (checkPages), reading the pages
+// with pread (of a log leaf only its first page); the log's chunks are then
+// read with pread, in 1 MiB windows that a Reader reuses, every record's
+// CRC and lengths checked, and damage is reported as a *CorruptError
+// naming segment and batch, after which reading goes on with the intact
+// records. With more than one core, a Reader reads the next window and
+// checks its checksums, and loads the next closed segment, on other
+// goroutines while the caller handles the current batch; its memory is
+// three windows and the chunk lists of two segments, whatever the size of
+// the recording.
 package store
 
 import (
