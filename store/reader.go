@@ -282,7 +282,7 @@ func (r *Reader) Seek(t time.Time) error {
 	return nil
 }
 
-// Close releases the open segment.
+// Close releases the open segment and stops the goroutines reading ahead.
 func (r *Reader) Close() error {
 	r.closeCur()
 	r.takePreload("")
