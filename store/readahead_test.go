@@ -1,0 +1,116 @@
+package store
+
+import (
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// readWith reads dir with GOMAXPROCS set to procs (1: no readahead, no
+// preloading) and returns the batches and the errors, in order.
+func readWith(t *testing.T, dir string, procs int) ([]*Batch, []string) {
+	t.Helper()
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+	r, err := Open(dir, ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var got []*Batch
+	var errs []string
+	for b, err := range r.All() {
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		got = append(got, cloneBatch(b))
+	}
+	return got, errs
+}
+
+// TestReadaheadSameResult reads an intact and a damaged recording on one
+// core (the chunks read in line) and on two (read ahead, checksums checked
+// ahead, the next segment loaded ahead): the batches and the errors must be
+// the same, and on the intact one equal what was written.
+func TestReadaheadSameResult(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "rec")
+	want := writeRecording(t, dir, 3000, WriterOptions{MaxSegmentBytes: 1 << 20, FlushBytes: 256 << 10, Sync: SyncNever})
+	check := func(what string) {
+		one, oneErrs := readWith(t, dir, 1)
+		two, twoErrs := readWith(t, dir, 2)
+		if len(one) != len(two) || len(oneErrs) != len(twoErrs) {
+			t.Fatalf("%s: one core %d batches %d errors, two cores %d batches %d errors", what, len(one), len(oneErrs), len(two), len(twoErrs))
+		}
+		for i := range one {
+			batchesEqual(t, two[i], one[i])
+		}
+		for i := range oneErrs {
+			if oneErrs[i] != twoErrs[i] {
+				t.Fatalf("%s: error %d: one core %q, two cores %q", what, i, oneErrs[i], twoErrs[i])
+			}
+		}
+		t.Logf("%s: %d batches, %d errors", what, len(one), len(oneErrs))
+	}
+	check("intact")
+	got, _ := readWith(t, dir, 2)
+	if len(got) != len(want) {
+		t.Fatalf("read %d batches, wrote %d", len(got), len(want))
+	}
+	for i := range got {
+		batchesEqual(t, got[i], want[i])
+	}
+
+	// Damage: flip bytes in the log of two segments.
+	segs, err := listSegments(dir)
+	if err != nil || len(segs) < 3 {
+		t.Fatalf("%d segments, %v", len(segs), err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, s := range segs[:2] {
+		data, err := os.ReadFile(s.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 20 {
+			data[4*pageSize+rng.IntN(len(data)-4*pageSize)] ^= 0x5a
+		}
+		if err := os.WriteFile(s.path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("damaged")
+}
+
+// TestReaderCloseStopsGoroutines: a Reader closed in the middle of a
+// segment leaves no goroutine behind (readahead, preloading).
+func TestReaderCloseStopsGoroutines(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
+	dir := filepath.Join(t.TempDir(), "rec")
+	writeRecording(t, dir, 3000, WriterOptions{MaxSegmentBytes: 1 << 20, FlushBytes: 256 << 10, Sync: SyncNever})
+	before := runtime.NumGoroutine()
+	for _, n := range []int{1, 10, 500, 1500} {
+		r, err := Open(dir, ReaderOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range n {
+			if _, err := r.Next(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines after closing the readers, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
