@@ -85,14 +85,37 @@ func TestReadaheadSameResult(t *testing.T) {
 }
 
 // TestReaderCloseStopsGoroutines: a Reader closed in the middle of a
-// segment leaves no goroutine behind (readahead, preloading).
+// segment leaves no goroutine (readahead) and no open file (the segment
+// preloaded) behind.
 func TestReaderCloseStopsGoroutines(t *testing.T) {
 	if runtime.GOMAXPROCS(0) < 2 {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	}
+	// Segments of more chunks than the readahead holds windows, so that it
+	// is still running when the reader is closed.
 	dir := filepath.Join(t.TempDir(), "rec")
-	writeRecording(t, dir, 3000, WriterOptions{MaxSegmentBytes: 1 << 20, FlushBytes: 256 << 10, Sync: SyncNever})
+	writeRecording(t, dir, 12000, WriterOptions{MaxSegmentBytes: 6 << 20, FlushBytes: 1 << 20, Sync: SyncNever})
+	if segs, _ := listSegments(dir); len(segs) < 2 {
+		t.Fatalf("%d segments", len(segs))
+	}
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	// The writer's goroutines end after Close returns: let them.
 	before := runtime.NumGoroutine()
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+		n := runtime.NumGoroutine()
+		if n == before {
+			break
+		}
+		before = n
+	}
+	fdsBefore := fds()
 	for _, n := range []int{1, 10, 500, 1500} {
 		r, err := Open(dir, ReaderOptions{})
 		if err != nil {
@@ -112,5 +135,8 @@ func TestReaderCloseStopsGoroutines(t *testing.T) {
 			t.Fatalf("%d goroutines after closing the readers, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	if n := fds(); n > fdsBefore {
+		t.Fatalf("%d open files after closing the readers, %d before", n, fdsBefore)
 	}
 }
