@@ -48,7 +48,7 @@ type chunkCursor struct {
 	i    int
 	win  *chunkWindow // holds chunk i, if any
 	err  error        // reading chunk i failed
-	wins *[]*chunkWindow
+	bg   *readerBG    // the windows
 
 	// Where verified is in win.crcOK.
 	okWin          *chunkWindow
@@ -65,15 +65,57 @@ type chunkCursor struct {
 // opening one Reader after another does not allocate them anew.
 var windowPool sync.Pool
 
-func newChunkCursor(m *loadedSeg, wins *[]*chunkWindow) *chunkCursor {
-	for len(*wins) < aheadWindows {
+// readerBG holds what a Reader's reading runs in the background: the
+// windows, the cursor that may be reading ahead, the segment being
+// preloaded. It is apart from the Reader, which it does not reference, so
+// that a Reader dropped without Close has its goroutines stopped by a
+// cleanup (see Open).
+type readerBG struct {
+	wins []*chunkWindow
+	cur  *chunkCursor // the cursor last started, which may be reading ahead
+	pre  *preloading  // the next segment, being loaded
+}
+
+// stop stops the readahead and drops the preloaded segment.
+func (bg *readerBG) stop() {
+	if bg.cur != nil {
+		bg.cur.close()
+		bg.cur = nil
+	}
+	if p := bg.pre; p != nil {
+		bg.pre = nil
+		go func() { (<-p.done).close() }() // no need to wait for it
+	}
+}
+
+// release stops what runs and returns the windows to windowPool.
+func (bg *readerBG) release() {
+	bg.stop()
+	for _, w := range bg.wins {
+		windowPool.Put(w)
+	}
+	bg.wins = nil
+}
+
+func newChunkCursor(m *loadedSeg, bg *readerBG) *chunkCursor {
+	ahead := runtime.GOMAXPROCS(0) > 1
+	need := 1
+	if ahead {
+		need = aheadWindows
+	}
+	for len(bg.wins) < need {
 		w, _ := windowPool.Get().(*chunkWindow)
 		if w == nil {
 			w = &chunkWindow{buf: make([]byte, 0, windowChunks*maxChunkValue)}
 		}
-		*wins = append(*wins, w)
+		bg.wins = append(bg.wins, w)
 	}
-	return &chunkCursor{refs: m.refs, f: m.f, wins: wins, ahead: runtime.GOMAXPROCS(0) > 1}
+	if bg.cur != nil {
+		bg.cur.close() // the previous segment's, if not closed yet
+	}
+	c := &chunkCursor{refs: m.refs, f: m.f, bg: bg, ahead: ahead}
+	bg.cur = c
+	return c
 }
 
 // Seek positions at the first key >= key.
@@ -125,7 +167,7 @@ func (c *chunkCursor) window(i int) *chunkWindow {
 		c.full = make(chan *chunkWindow, aheadWindows)
 		c.free = make(chan *chunkWindow, aheadWindows)
 		c.stop, c.done = make(chan struct{}), make(chan struct{})
-		ws := *c.wins
+		ws := c.bg.wins[:aheadWindows]
 		c.fill(ws[0], i)
 		c.win, c.okWin = ws[0], nil
 		for _, w := range ws[1:] {
@@ -138,7 +180,7 @@ func (c *chunkCursor) window(i int) *chunkWindow {
 		}
 		return c.win
 	}
-	c.win, c.okWin = (*c.wins)[0], nil
+	c.win, c.okWin = c.bg.wins[0], nil
 	c.fill(c.win, i)
 	return c.win
 }
@@ -249,12 +291,4 @@ func (c *chunkCursor) close() {
 		c.stop, c.full, c.free = nil, nil, nil
 	}
 	c.win = nil
-}
-
-// releaseWindows returns a closed Reader's windows to windowPool.
-func releaseWindows(wins *[]*chunkWindow) {
-	for _, w := range *wins {
-		windowPool.Put(w)
-	}
-	*wins = nil
 }

@@ -105,17 +105,7 @@ func TestReaderCloseStopsGoroutines(t *testing.T) {
 		}
 		return len(ents)
 	}
-	// The writer's goroutines end after Close returns: let them.
-	before := runtime.NumGoroutine()
-	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
-		time.Sleep(20 * time.Millisecond)
-		n := runtime.NumGoroutine()
-		if n == before {
-			break
-		}
-		before = n
-	}
-	fdsBefore := fds()
+	before, fdsBefore := settledGoroutines(), fds()
 	for _, n := range []int{1, 10, 500, 1500} {
 		r, err := Open(dir, ReaderOptions{})
 		if err != nil {
@@ -139,4 +129,49 @@ func TestReaderCloseStopsGoroutines(t *testing.T) {
 	if n := fds(); n > fdsBefore {
 		t.Fatalf("%d open files after closing the readers, %d before", n, fdsBefore)
 	}
+}
+
+// TestAbandonedReaderStops: a Reader dropped in the middle of a segment
+// without Close has its readahead stopped once it is garbage collected.
+func TestAbandonedReaderStops(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
+	dir := filepath.Join(t.TempDir(), "rec")
+	writeRecording(t, dir, 12000, WriterOptions{MaxSegmentBytes: 6 << 20, FlushBytes: 1 << 20, Sync: SyncNever})
+	before := settledGoroutines()
+	func() {
+		r, err := Open(dir, ReaderOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 10 {
+			if _, err := r.Next(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}()
+	for end := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before; {
+		if time.Now().After(end) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines after dropping a Reader, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		runtime.GC()
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// settledGoroutines waits (up to 2 s) for the number of goroutines to stop
+// changing, as the goroutines of a closed Writer end, and returns it.
+func settledGoroutines() int {
+	n := runtime.NumGoroutine()
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m == n {
+			break
+		}
+		n = m
+	}
+	return n
 }

@@ -109,8 +109,7 @@ type Reader struct {
 	loss    LossPoint
 	dec     decoder
 	rec     []byte
-	wins    []*chunkWindow // chunkCursor's buffers, reused across segments
-	pre     *preloading    // the next segment, being loaded
+	bg      *readerBG // readahead, preloading, their buffers
 	lastSeq uint64
 
 	// Sequence checking, so that no record is lost silently: known says
@@ -134,7 +133,7 @@ type openSeg struct {
 	tx     *bolt.Tx
 	names  []string // stream names by number
 	kinds  []Kind
-	m      *loadedSeg // the checked file contents the log is read from
+	m      *loadedSeg // the checked file, whose log chunks are read
 	log    logStream
 	broken bool // a panic (damaged page, file truncated): skip past it
 }
@@ -179,8 +178,16 @@ func Open(dir string, opts ReaderOptions) (*Reader, error) {
 		}
 		r.segs = append(r.segs, si)
 	}
-	r.preloadNext()
+	r.startBG()
 	return r, nil
+}
+
+// startBG gives r what its background reading needs. bg does not
+// reference r: a Reader dropped without Close becomes unreachable, and
+// its goroutines are stopped then.
+func (r *Reader) startBG() {
+	r.bg = new(readerBG)
+	runtime.AddCleanup(r, (*readerBG).stop, r.bg)
 }
 
 // preloading is a segment loaded (read and checked) ahead.
@@ -193,7 +200,7 @@ type preloading struct {
 // cannot change), on a second core while the current one is read: the page
 // check costs as much per byte as a third of reading the log.
 func (r *Reader) preloadNext() {
-	if r.pre != nil || r.next >= len(r.segs) || runtime.GOMAXPROCS(0) < 2 {
+	if r.bg.pre != nil || r.next >= len(r.segs) || runtime.GOMAXPROCS(0) < 2 {
 		return
 	}
 	si := &r.segs[r.next]
@@ -202,21 +209,22 @@ func (r *Reader) preloadNext() {
 	}
 	p := &preloading{path: si.Path, done: make(chan *loadedSeg, 1)}
 	go func() { p.done <- loadSegment(p.path) }()
-	r.pre = p
+	r.bg.pre = p
 }
 
 // takePreload returns the preloaded segment at path, or nil; a segment
 // preloaded that is not path is closed.
 func (r *Reader) takePreload(path string) *loadedSeg {
-	if r.pre == nil {
+	p := r.bg.pre
+	if p == nil {
 		return nil
 	}
-	m := <-r.pre.done
-	if r.pre.path != path {
+	r.bg.pre = nil
+	m := <-p.done
+	if p.path != path {
 		m.close()
 		m = nil
 	}
-	r.pre = nil
 	return m
 }
 
@@ -285,8 +293,7 @@ func (r *Reader) Seek(t time.Time) error {
 // Close releases the open segment and stops the goroutines reading ahead.
 func (r *Reader) Close() error {
 	r.closeCur()
-	r.takePreload("")
-	releaseWindows(&r.wins) // no cursor uses them now
+	r.bg.release()
 	r.next = len(r.segs)
 	r.pendBatch, r.pendErr = false, nil
 	return nil
@@ -525,7 +532,7 @@ func (r *Reader) openSegment(si *SegmentInfo) (err error) {
 		return &CorruptError{Segment: si.Index, Err: err}
 	}
 	// bbolt trusts its pages: check them first (see checkPages). The log
-	// is then read from those checked contents, not through bbolt.
+	// chunks the check found are then read without bbolt.
 	m := r.takePreload(si.Path)
 	if m == nil {
 		m = loadSegment(si.Path)
@@ -553,7 +560,7 @@ func (r *Reader) openSegment(si *SegmentInfo) (err error) {
 		s.names = append(s.names, st.Name)
 		s.kinds = append(s.kinds, st.Kind)
 	}
-	s.log.c = newChunkCursor(m, &r.wins)
+	s.log.c = newChunkCursor(m, r.bg)
 	s.log.maxValue = chunkValueOf(sm.format)
 	// Start where the time index says the wanted time begins.
 	start := max(r.from, r.seek)
@@ -742,7 +749,7 @@ func (r *Reader) skipDamage() bool {
 				}
 			}()
 			s.log.close()
-			s.log.c = newChunkCursor(s.m, &r.wins)
+			s.log.c = newChunkCursor(s.m, r.bg)
 			s.log.chunk = base + step
 			err := s.log.toStart()
 			return err == nil, err == io.EOF

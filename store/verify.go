@@ -193,6 +193,7 @@ func scanSegment(si *SegmentInfo, expect *uint64, rep *Report) (SegmentSummary, 
 		*expect = seq + 1
 	}
 	r := &Reader{segs: []SegmentInfo{*si}, seek: math.MinInt64, from: math.MinInt64, to: math.MaxInt64}
+	r.startBG()
 	r.opts.OnLoss = func(p LossPoint) {
 		seqSeen(p.Seq)
 		sum.addLoss(&p)
