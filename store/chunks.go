@@ -154,8 +154,8 @@ func (c *chunkCursor) cur() ([]byte, []byte) {
 }
 
 // window returns the window that starts with chunk i: the next one read
-// ahead if it is that, else one read now (and readahead restarted after
-// it).
+// ahead if it is that, else the first of a readahead restarted at i (or,
+// on one core, one read now).
 func (c *chunkCursor) window(i int) *chunkWindow {
 	if c.ahead {
 		if c.full != nil && c.win != nil && i == c.win.first+c.win.n {
@@ -167,17 +167,13 @@ func (c *chunkCursor) window(i int) *chunkWindow {
 		c.full = make(chan *chunkWindow, aheadWindows)
 		c.free = make(chan *chunkWindow, aheadWindows)
 		c.stop, c.done = make(chan struct{}), make(chan struct{})
-		ws := c.bg.wins[:aheadWindows]
-		c.fill(ws[0], i)
-		c.win, c.okWin = ws[0], nil
-		for _, w := range ws[1:] {
+		for _, w := range c.bg.wins[:aheadWindows] {
 			c.free <- w
 		}
-		if next := i + c.win.n; c.win.err == nil && next < len(c.refs) {
-			go c.readAhead(next)
-		} else {
-			close(c.done)
-		}
+		// The first window too is read (and its checksums checked) by the
+		// readahead: waiting for it costs what reading it here would.
+		go c.readAhead(i)
+		c.win, c.okWin = <-c.full, nil
 		return c.win
 	}
 	c.win, c.okWin = c.bg.wins[0], nil
