@@ -1,6 +1,7 @@
 package tracers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,14 +15,17 @@ import (
 	"github.com/ebpfrec/ebpfrec/bpf/tracers/common"
 )
 
-// Base implements the parts of bpf.Tracer that are the same for every
-// built-in tracer (and the methods that do not apply to them, which return
-// empty values). A tracer embeds it, calls Init from its constructor, and
-// adds its own Name, Streams, Load, Tracepoints, Decode and Run.
+// Base implements the parts of bpf.Tracer and Builtin that are the same
+// for every built-in tracer: Load, Decode, Run, the filter and the life
+// cycle (and the methods that do not apply to them, which return empty
+// values). A tracer embeds it, calls Init from its constructor, and adds
+// its own Name, Description, AttachPoints, Supported and Tracepoints.
 type Base struct {
-	opts    Options
-	objs    io.Closer // the tracer's bpf2go objects (a pointer)
-	streams []Stream
+	self     Builtin // the tracer that embeds the Base
+	opts     Options
+	objs     io.Closer // the tracer's bpf2go objects (a pointer)
+	loadSpec func() (*ebpf.CollectionSpec, error)
+	streams  []Stream
 
 	mu      sync.Mutex
 	closers []io.Closer
@@ -33,15 +37,58 @@ type Base struct {
 	borrowed bool
 }
 
-// Init sets the options, the bpf2go objects the tracer loads into (a
-// pointer to its generated xxxObjects) and its streams.
-func (b *Base) Init(opts Options, objs io.Closer, streams []Stream) {
+// Init sets up the Base of self, the tracer that embeds it: its options,
+// the bpf2go objects it loads into (a pointer to its generated
+// xxxObjects), the bpf2go function that loads its spec, and its streams
+// (each with its Decode).
+func (b *Base) Init(self Builtin, opts Options, objs io.Closer, loadSpec func() (*ebpf.CollectionSpec, error), streams []Stream) {
 	if opts.WakeupEvery == 0 {
 		opts.WakeupEvery = DefaultWakeupEvery
 	}
+	b.self = self
 	b.opts = opts
 	b.objs = objs
+	b.loadSpec = loadSpec
 	b.streams = streams
+}
+
+// Load returns the tracer's spec with its options applied.
+func (b *Base) Load() (*ebpf.CollectionSpec, error) {
+	spec, err := b.loadSpec()
+	if err != nil {
+		return nil, err
+	}
+	return b.PrepareSpec(spec, b.Constants())
+}
+
+// Decode decodes an event of the named stream with the stream's Decode.
+func (b *Base) Decode(stream string, raw []byte) (Event, error) {
+	for i := range b.streams {
+		if st := &b.streams[i]; st.Name == stream && st.Decode != nil {
+			return st.Decode(raw)
+		}
+	}
+	return nil, UnknownStream(b.self.Name(), stream)
+}
+
+// Run reads and decodes the tracer's events into out until ctx ends.
+func (b *Base) Run(ctx context.Context, ectx *bpf.EventContext, out *bpf.Queue[[]bpf.Span]) {
+	Run(ctx, b.self, ectx, out)
+}
+
+// Decoder makes a Stream.Decode of a tracer's decoder into *E: each call
+// returns a new *E.
+func Decoder[E any, P interface {
+	*E
+	Event
+}](decode func(raw []byte, ev P) error) func([]byte) (Event, error) {
+	return func(raw []byte) (Event, error) {
+		ev := P(new(E))
+		if err := decode(raw, ev); err != nil {
+			return nil, err
+		}
+		return ev, nil
+	}
 }
 
 // Options returns the tracer's options (with defaults filled in).

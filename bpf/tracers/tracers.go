@@ -87,6 +87,8 @@ type Stream struct {
 	EventType string `json:"event_type"`
 	// Event is a zero value of that type (for schemas: see Fields).
 	Event Event `json:"-"`
+	// Decode decodes one raw event of the stream (see Decoder).
+	Decode func(raw []byte) (Event, error) `json:"-"`
 }
 
 // Event is a decoded event of a built-in tracer: a Go struct with stable

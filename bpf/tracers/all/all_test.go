@@ -35,6 +35,9 @@ func TestRegistry(t *testing.T) {
 		if tr.Description() == "" || len(tr.AttachPoints()) == 0 || len(tr.Streams()) == 0 {
 			t.Errorf("%s: incomplete description", tr.Name())
 		}
+		if _, err := tr.Decode("nope", make([]byte, 1024)); err == nil || !strings.Contains(err.Error(), tr.Name()) || !strings.Contains(err.Error(), "nope") {
+			t.Errorf("%s: decoding an unknown stream: %v", tr.Name(), err)
+		}
 		if c := tr.Constants(); c["wakeup_every"] != uint32(tracers.DefaultWakeupEvery) {
 			t.Errorf("%s: constants %v", tr.Name(), c)
 		}

@@ -3,8 +3,6 @@
 package exec
 
 import (
-	"github.com/cilium/ebpf"
-
 	"github.com/ebpfrec/ebpfrec/bpf"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers"
 )
@@ -36,7 +34,7 @@ func init() {
 // New returns the exec tracer (nothing is loaded yet).
 func New(opts tracers.Options) *Tracer {
 	t := &Tracer{}
-	t.Init(opts, &t.objs, []tracers.Stream{{
+	t.Init(t, opts, &t.objs, loadBpf, []tracers.Stream{{
 		Name:           StreamExec,
 		Map:            MapEvents,
 		Kind:           tracers.Ringbuf,
@@ -44,6 +42,7 @@ func New(opts tracers.Options) *Tracer {
 		EmittedCounter: MapEmitted,
 		EventType:      "exec.Event",
 		Event:          &Event{},
+		Decode:         tracers.Decoder(Decode),
 	}})
 	return t
 }
@@ -62,28 +61,7 @@ func (t *Tracer) AttachPoints() []string { return []string{"tp_btf/" + attachPoi
 // Supported checks for BTF and the sched_process_exec tracepoint.
 func (t *Tracer) Supported() error { return tracers.CheckBTFTracepoint(attachPoint) }
 
-// Load returns the tracer's spec with its options applied.
-func (t *Tracer) Load() (*ebpf.CollectionSpec, error) {
-	spec, err := loadBpf()
-	if err != nil {
-		return nil, err
-	}
-	return t.PrepareSpec(spec, t.Constants())
-}
-
 // Tracepoints returns the program to attach, by tracepoint name (tp_btf).
 func (t *Tracer) Tracepoints() map[string]bpf.ProbeDesc {
 	return map[string]bpf.ProbeDesc{attachPoint: {Required: true, Start: t.objs.ExecSchedProcessExec}}
-}
-
-// Decode decodes an event of the exec stream.
-func (t *Tracer) Decode(stream string, raw []byte) (tracers.Event, error) {
-	if stream != StreamExec {
-		return nil, tracers.UnknownStream(Name, stream)
-	}
-	ev := &Event{}
-	if err := Decode(raw, ev); err != nil {
-		return nil, err
-	}
-	return ev, nil
 }

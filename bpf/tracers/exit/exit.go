@@ -4,10 +4,6 @@
 package exit
 
 import (
-	"context"
-
-	"github.com/cilium/ebpf"
-
 	"github.com/ebpfrec/ebpfrec/bpf"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers"
 )
@@ -39,7 +35,7 @@ func init() {
 // New returns the exit tracer (nothing is loaded yet).
 func New(opts tracers.Options) *Tracer {
 	t := &Tracer{}
-	t.Init(opts, &t.objs, []tracers.Stream{{
+	t.Init(t, opts, &t.objs, loadBpf, []tracers.Stream{{
 		Name:           StreamExit,
 		Map:            MapEvents,
 		Kind:           tracers.Perfbuf,
@@ -47,6 +43,7 @@ func New(opts tracers.Options) *Tracer {
 		EmittedCounter: MapEmitted,
 		EventType:      "exit.Event",
 		Event:          &Event{},
+		Decode:         tracers.Decoder(Decode),
 	}})
 	return t
 }
@@ -65,33 +62,7 @@ func (t *Tracer) AttachPoints() []string { return []string{"tp_btf/" + attachPoi
 // Supported checks for BTF and the sched_process_exit tracepoint.
 func (t *Tracer) Supported() error { return tracers.CheckBTFTracepoint(attachPoint) }
 
-// Load returns the tracer's spec with its options applied.
-func (t *Tracer) Load() (*ebpf.CollectionSpec, error) {
-	spec, err := loadBpf()
-	if err != nil {
-		return nil, err
-	}
-	return t.PrepareSpec(spec, t.Constants())
-}
-
 // Tracepoints returns the program to attach, by tracepoint name (tp_btf).
 func (t *Tracer) Tracepoints() map[string]bpf.ProbeDesc {
 	return map[string]bpf.ProbeDesc{attachPoint: {Required: true, Start: t.objs.ExitSchedProcessExit}}
-}
-
-// Decode decodes an event of the exit stream.
-func (t *Tracer) Decode(stream string, raw []byte) (tracers.Event, error) {
-	if stream != StreamExit {
-		return nil, tracers.UnknownStream(Name, stream)
-	}
-	ev := &Event{}
-	if err := Decode(raw, ev); err != nil {
-		return nil, err
-	}
-	return ev, nil
-}
-
-// Run reads and decodes the tracer's events into out until ctx ends.
-func (t *Tracer) Run(ctx context.Context, ectx *bpf.EventContext, out *bpf.Queue[[]bpf.Span]) {
-	tracers.Run(ctx, t, ectx, out)
 }

@@ -5,10 +5,7 @@
 package open
 
 import (
-	"context"
 	"errors"
-
-	"github.com/cilium/ebpf"
 
 	"github.com/ebpfrec/ebpfrec/bpf"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers"
@@ -42,7 +39,7 @@ func init() {
 // New returns the open tracer (nothing is loaded yet).
 func New(opts tracers.Options) *Tracer {
 	t := &Tracer{}
-	t.Init(opts, &t.objs, []tracers.Stream{{
+	t.Init(t, opts, &t.objs, loadBpf, []tracers.Stream{{
 		Name:           StreamOpen,
 		Map:            MapEvents,
 		Kind:           tracers.Ringbuf,
@@ -50,6 +47,7 @@ func New(opts tracers.Options) *Tracer {
 		EmittedCounter: MapEmitted,
 		EventType:      "open.Event",
 		Event:          &Event{},
+		Decode:         tracers.Decoder(Decode),
 	}})
 	return t
 }
@@ -82,15 +80,6 @@ func (t *Tracer) Supported() error {
 	return errors.Join(errs...)
 }
 
-// Load returns the tracer's spec with its options applied.
-func (t *Tracer) Load() (*ebpf.CollectionSpec, error) {
-	spec, err := loadBpf()
-	if err != nil {
-		return nil, err
-	}
-	return t.PrepareSpec(spec, t.Constants())
-}
-
 // Tracepoints returns the programs to attach, keyed "syscalls/NAME". The
 // openat pair is required; open, creat and openat2 are optional (not every
 // architecture has open and creat).
@@ -106,21 +95,4 @@ func (t *Tracer) Tracepoints() map[string]bpf.ProbeDesc {
 		"syscalls/sys_enter_creat":   {Start: o.OpenEnterCreat},
 		"syscalls/sys_exit_creat":    {Start: o.OpenExitCreat},
 	}
-}
-
-// Decode decodes an event of the open stream.
-func (t *Tracer) Decode(stream string, raw []byte) (tracers.Event, error) {
-	if stream != StreamOpen {
-		return nil, tracers.UnknownStream(Name, stream)
-	}
-	ev := &Event{}
-	if err := Decode(raw, ev); err != nil {
-		return nil, err
-	}
-	return ev, nil
-}
-
-// Run reads and decodes the tracer's events into out until ctx ends.
-func (t *Tracer) Run(ctx context.Context, ectx *bpf.EventContext, out *bpf.Queue[[]bpf.Span]) {
-	tracers.Run(ctx, t, ectx, out)
 }

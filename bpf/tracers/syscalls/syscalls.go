@@ -5,10 +5,6 @@
 package syscalls
 
 import (
-	"context"
-
-	"github.com/cilium/ebpf"
-
 	"github.com/ebpfrec/ebpfrec/bpf"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers"
 )
@@ -39,7 +35,7 @@ func init() {
 // New returns the syscalls tracer (nothing is loaded yet).
 func New(opts tracers.Options) *Tracer {
 	t := &Tracer{}
-	t.Init(opts, &t.objs, []tracers.Stream{{
+	t.Init(t, opts, &t.objs, loadBpf, []tracers.Stream{{
 		Name:           StreamSyscalls,
 		Map:            MapEvents,
 		Kind:           tracers.Ringbuf,
@@ -47,6 +43,7 @@ func New(opts tracers.Options) *Tracer {
 		EmittedCounter: MapEmitted,
 		EventType:      "syscalls.Event",
 		Event:          &Event{},
+		Decode:         tracers.Decoder(Decode),
 	}})
 	return t
 }
@@ -73,36 +70,10 @@ func (t *Tracer) Supported() error {
 	return nil
 }
 
-// Load returns the tracer's spec with its options applied.
-func (t *Tracer) Load() (*ebpf.CollectionSpec, error) {
-	spec, err := loadBpf()
-	if err != nil {
-		return nil, err
-	}
-	return t.PrepareSpec(spec, t.Constants())
-}
-
 // Tracepoints returns the programs to attach, by raw tracepoint name.
 func (t *Tracer) Tracepoints() map[string]bpf.ProbeDesc {
 	return map[string]bpf.ProbeDesc{
 		"sys_enter": {Required: true, Start: t.objs.SysEnter},
 		"sys_exit":  {Required: true, Start: t.objs.SysExit},
 	}
-}
-
-// Decode decodes an event of the syscalls stream.
-func (t *Tracer) Decode(stream string, raw []byte) (tracers.Event, error) {
-	if stream != StreamSyscalls {
-		return nil, tracers.UnknownStream(Name, stream)
-	}
-	ev := &Event{}
-	if err := Decode(raw, ev); err != nil {
-		return nil, err
-	}
-	return ev, nil
-}
-
-// Run reads and decodes the tracer's events into out until ctx ends.
-func (t *Tracer) Run(ctx context.Context, ectx *bpf.EventContext, out *bpf.Queue[[]bpf.Span]) {
-	tracers.Run(ctx, t, ectx, out)
 }

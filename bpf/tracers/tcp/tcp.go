@@ -6,10 +6,6 @@
 package tcp
 
 import (
-	"context"
-
-	"github.com/cilium/ebpf"
-
 	"github.com/ebpfrec/ebpfrec/bpf"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers"
 )
@@ -40,7 +36,7 @@ func init() {
 // New returns the tcp tracer (nothing is loaded yet).
 func New(opts tracers.Options) *Tracer {
 	t := &Tracer{}
-	t.Init(opts, &t.objs, []tracers.Stream{{
+	t.Init(t, opts, &t.objs, loadBpf, []tracers.Stream{{
 		Name:           StreamTCP,
 		Map:            MapEvents,
 		Kind:           tracers.Ringbuf,
@@ -48,6 +44,7 @@ func New(opts tracers.Options) *Tracer {
 		EmittedCounter: MapEmitted,
 		EventType:      "tcp.Event",
 		Event:          &Event{},
+		Decode:         tracers.Decoder(Decode),
 	}})
 	return t
 }
@@ -66,33 +63,7 @@ func (t *Tracer) AttachPoints() []string { return []string{"tracepoint/sock/inet
 // Supported checks that the sock/inet_sock_set_state tracepoint exists.
 func (t *Tracer) Supported() error { return tracers.CheckTracepoint("sock", "inet_sock_set_state") }
 
-// Load returns the tracer's spec with its options applied.
-func (t *Tracer) Load() (*ebpf.CollectionSpec, error) {
-	spec, err := loadBpf()
-	if err != nil {
-		return nil, err
-	}
-	return t.PrepareSpec(spec, t.Constants())
-}
-
 // Tracepoints returns the program to attach, keyed "sock/inet_sock_set_state".
 func (t *Tracer) Tracepoints() map[string]bpf.ProbeDesc {
 	return map[string]bpf.ProbeDesc{"sock/inet_sock_set_state": {Required: true, Start: t.objs.TcpSetState}}
-}
-
-// Decode decodes an event of the tcp stream.
-func (t *Tracer) Decode(stream string, raw []byte) (tracers.Event, error) {
-	if stream != StreamTCP {
-		return nil, tracers.UnknownStream(Name, stream)
-	}
-	ev := &Event{}
-	if err := Decode(raw, ev); err != nil {
-		return nil, err
-	}
-	return ev, nil
-}
-
-// Run reads and decodes the tracer's events into out until ctx ends.
-func (t *Tracer) Run(ctx context.Context, ectx *bpf.EventContext, out *bpf.Queue[[]bpf.Span]) {
-	tracers.Run(ctx, t, ectx, out)
 }
