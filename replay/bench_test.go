@@ -12,7 +12,6 @@ package replay
 import (
 	"context"
 	"encoding/binary"
-	"io"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ebpfrec/ebpfrec/bpf"
+	"github.com/ebpfrec/ebpfrec/internal/filecopy"
 	"github.com/ebpfrec/ebpfrec/store"
 )
 
@@ -148,7 +148,9 @@ func BenchmarkReplayNoop(b *testing.B) {
 		readerEvents += fromReader()
 		readerT += time.Since(start)
 		start = time.Now()
-		copyFiles(b, dir, copyBuf)
+		if _, err := filecopy.ReadDir(dir, copyBuf); err != nil {
+			b.Fatal(err)
+		}
 		copyT += time.Since(start)
 		b.StartTimer()
 	}
@@ -163,31 +165,6 @@ func BenchmarkReplayNoop(b *testing.B) {
 	b.ReportMetric(float64(readerEvents)/readerT.Seconds(), "reader_events/s")
 	b.ReportMetric(rate/memRate, "ratio")
 	b.ReportMetric(rate/(float64(readerEvents)/readerT.Seconds()), "reader_ratio")
-}
-
-// copyFiles reads every file of dir with pread into buf, discarding it.
-func copyFiles(b *testing.B, dir string, buf []byte) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, e := range ents {
-		f, err := os.Open(filepath.Join(dir, e.Name()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		for off := int64(0); ; {
-			n, err := f.ReadAt(buf, off)
-			off += int64(n)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-		}
-		f.Close()
-	}
 }
 
 // BenchmarkReplayDecoded replays the synthetic mixed recording (exec, exit

@@ -30,6 +30,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ebpfrec/ebpfrec/internal/filecopy"
 )
 
 // benchBatches makes batches the size a ring buffer reader delivers when
@@ -339,7 +341,9 @@ func benchRead(b *testing.B, handle func(*Batch)) {
 		}
 		memDur += time.Since(start)
 		start = time.Now()
-		copyFiles(b, dir, copyBuf)
+		if _, err := filecopy.ReadDir(dir, copyBuf); err != nil {
+			b.Fatal(err)
+		}
 		copyDur += time.Since(start)
 	}
 	b.StopTimer()
@@ -351,31 +355,6 @@ func benchRead(b *testing.B, handle func(*Batch)) {
 	b.ReportMetric(n/storeDur.Seconds(), "store-events/s")
 	b.ReportMetric(n/memDur.Seconds(), "mem-events/s")
 	b.ReportMetric(memDur.Seconds()/storeDur.Seconds(), "read-ratio")
-}
-
-// copyFiles reads every file of dir with pread into buf, discarding it.
-func copyFiles(b *testing.B, dir string, buf []byte) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, e := range ents {
-		f, err := os.Open(filepath.Join(dir, e.Name()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		for off := int64(0); ; {
-			n, err := f.ReadAt(buf, off)
-			off += int64(n)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-		}
-		f.Close()
-	}
 }
 
 // BenchmarkCompression measures per-batch zstd (SpeedFastest) on the
