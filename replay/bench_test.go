@@ -31,7 +31,7 @@ const (
 
 // benchRecording writes benchEvents 64-byte events in batches of
 // benchBatch into dir and returns the batches it wrote (copied).
-func benchRecording(b *testing.B, dir string) []store.Batch {
+func benchRecording(b testing.TB, dir string) []store.Batch {
 	b.Helper()
 	meta := store.Meta{RecordingID: "bench", Started: time.Unix(1700000000, 0),
 		Streams: []store.StreamInfo{{Name: "ev", Kind: store.KindRingbuf}}}

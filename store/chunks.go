@@ -24,6 +24,10 @@ import (
 const (
 	windowChunks = 16
 	aheadWindows = 3 // one being decoded, one read ahead, one in flight
+	// firstWindowChunks is the size of the first window a readahead
+	// reads, which the decoder waits for: small, so that decoding starts
+	// early, while the next windows are read.
+	firstWindowChunks = 2
 )
 
 // chunkWindow holds consecutive chunks of the log, back to back.
@@ -177,7 +181,7 @@ func (c *chunkCursor) window(i int) *chunkWindow {
 		return c.win
 	}
 	c.win, c.okWin = c.bg.wins[0], nil
-	c.fill(c.win, i)
+	c.fill(c.win, i, windowChunks)
 	return c.win
 }
 
@@ -185,6 +189,7 @@ func (c *chunkCursor) window(i int) *chunkWindow {
 // error or stop.
 func (c *chunkCursor) readAhead(i int) {
 	defer close(c.done)
+	n := firstWindowChunks
 	for i < len(c.refs) {
 		var w *chunkWindow
 		select {
@@ -192,8 +197,15 @@ func (c *chunkCursor) readAhead(i int) {
 		case <-c.stop:
 			return
 		}
-		c.fill(w, i)
-		w.verify()
+		c.fill(w, i, n)
+		n = windowChunks
+		// Checksums are checked here only while the decoder has a window
+		// waiting: when it has none, it would wait for this one, and it
+		// checks the records that were not checked here itself. Both
+		// cores then stay busy whichever is faster.
+		if len(c.full) > 0 {
+			w.verify()
+		}
 		select {
 		case c.full <- w:
 		case <-c.stop:
@@ -252,13 +264,13 @@ func (c *chunkCursor) verified(pos int) bool {
 	return c.okIdx < len(ok) && int(ok[c.okIdx]) == pos
 }
 
-// fill reads chunks from i on into w, up to windowChunks of them.
-func (c *chunkCursor) fill(w *chunkWindow, i int) {
+// fill reads chunks from i on into w, up to n of them (n <= windowChunks).
+func (c *chunkCursor) fill(w *chunkWindow, i, n int) {
 	w.first, w.n, w.err, w.buf = i, 0, nil, w.buf[:0]
 	for k := range w.crcOK {
 		w.crcOK[k] = w.crcOK[k][:0]
 	}
-	for w.n < windowChunks && i+w.n < len(c.refs) {
+	for w.n < n && i+w.n < len(c.refs) {
 		ref := &c.refs[i+w.n]
 		if ref.n > maxChunkValue {
 			w.err = fmt.Errorf("bad size %d", ref.n)
