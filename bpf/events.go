@@ -1,38 +1,19 @@
 package bpf
 
-import (
-	"time"
-)
+import "github.com/ebpfrec/ebpfrec/internal/event"
 
-// RingbufEvent represents an event read from a ring buffer.
-type RingbufEvent struct {
-	// Raw is the raw event data. It is owned by the reader and reused once
-	// the handler returns: copy it to keep it.
-	Raw []byte
-	// Timestamp is when the reader read the event from the buffer (not when
-	// the BPF program emitted it: put bpf_ktime_get_ns in the event for
-	// that). It is wall-clock time with the monotonic reading stripped
-	// (Round(0)), so recorded and replayed values compare equal. Events read
-	// back to back share one clock reading: it is renewed after every
-	// wakeup (whenever the buffer was found empty), after every batch and
-	// at least every 64 events, so it can precede the actual read by the
-	// time reading up to 64 events takes (microseconds), never follow it.
-	Timestamp time.Time
-}
+// RingbufEvent represents an event read from a ring buffer: Raw, the raw
+// event data, owned by the reader and reused once the handler returns
+// (copy it to keep it); and Timestamp, the wall-clock time (monotonic
+// reading stripped) when the reader read it, renewed after every wakeup,
+// every batch and at least every 64 events.
+//
+// It is defined in an internal package that store shares, so that replay
+// hands recorded events to handlers without a copy; the field docs are
+// there.
+type RingbufEvent = event.Ringbuf
 
-// PerfbufEvent represents an event read from a perf buffer.
-type PerfbufEvent struct {
-	// Raw is the raw event data. It is owned by the reader and reused once
-	// the handler returns: copy it to keep it.
-	Raw []byte
-	// CPU is the CPU that generated the event
-	CPU int
-	// Timestamp is when the event was read (as for RingbufEvent; the
-	// per-CPU buffers count as one buffer).
-	Timestamp time.Time
-	// Lost is the number of samples the kernel lost on this CPU just before
-	// this event (0 if none), from the kernel's lost-samples records. They
-	// are also in PerfbufStats.EventsLost, where counts that no later sample
-	// carried (the reader stopped first) are too.
-	Lost uint64
-}
+// PerfbufEvent represents an event read from a perf buffer: Raw (as for
+// RingbufEvent), CPU, the CPU that generated it, Timestamp, when it was
+// read, and Lost, the samples the kernel lost on that CPU just before it.
+type PerfbufEvent = event.Perfbuf

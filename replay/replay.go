@@ -226,7 +226,6 @@ type Replayer struct {
 	perfAll bpf.PerfEventHandler
 
 	cur   *store.Batch // the batch being handled
-	ringB []bpf.RingbufEvent
 	perfB []bpf.PerfbufEvent
 	stats Stats
 	last  *StreamStats // stats of the last stream seen (cache)
@@ -325,10 +324,10 @@ func (r *Replayer) Stats() Stats { return r.stats }
 func (r *Replayer) Run(ctx context.Context) (Stats, error) {
 	defer func() {
 		// Keep none of the reader's buffers alive.
-		clear(r.ringB[:cap(r.ringB)])
 		clear(r.perfB[:cap(r.perfB)])
 	}()
-	ropts := store.ReaderOptions{From: r.opts.From, To: r.opts.To, Streams: r.selected(), OnLoss: r.onLossPoint}
+	// Ring buffer batches are decoded into the handlers' own type.
+	ropts := store.ReaderOptions{From: r.opts.From, To: r.opts.To, Streams: r.selected(), OnLoss: r.onLossPoint, RingbufEvents: true}
 	if r.opts.Follow {
 		err := r.follow(ctx, ropts)
 		return r.stats, err
@@ -478,14 +477,16 @@ func (r *Replayer) batch(ctx context.Context, b *store.Batch) error {
 	st := r.streamStats(b.Stream)
 	if b.Loss != st.Loss {
 		var t time.Time
-		if n := len(b.Events); n > 0 {
-			t = b.Events[n-1].Timestamp
+		if _, last, ok := b.TimeSpan(); ok {
+			t = time.Unix(0, last)
 		}
 		r.lossMoved(st, store.LossPoint{Seq: b.Seq, Stream: b.Stream, Time: t, Loss: b.Loss})
 	}
-	if r.opts.Speed > 0 && len(b.Events) > 0 {
-		if err := r.pace(ctx, b); err != nil {
-			return err
+	if r.opts.Speed > 0 {
+		if _, last, ok := b.TimeSpan(); ok {
+			if err := r.pace(ctx, last); err != nil {
+				return err
+			}
 		}
 	}
 	r.cur = b
@@ -502,19 +503,11 @@ func (r *Replayer) batch(ctx context.Context, b *store.Batch) error {
 			r.stats.Unhandled++
 			return nil
 		}
-		if cap(r.ringB) < len(b.Events) {
-			r.ringB = make([]bpf.RingbufEvent, len(b.Events))
+		// The store decoded the events into the handler's type.
+		for i := range b.Ringbuf {
+			n += uint64(len(b.Ringbuf[i].Raw))
 		}
-		evs := r.ringB[:len(b.Events)]
-		for i := range evs {
-			// Field by field: a struct literal would be copied whole, with
-			// its pointers, once per event.
-			e, d := &b.Events[i], &evs[i]
-			d.Raw = e.Raw
-			d.Timestamp = e.Timestamp
-			n += uint64(len(e.Raw))
-		}
-		err = h(ctx, evs)
+		err = h(ctx, b.Ringbuf)
 	case store.KindPerfbuf:
 		h := r.perf[b.Stream]
 		if h == nil {
@@ -542,10 +535,10 @@ func (r *Replayer) batch(ctx context.Context, b *store.Batch) error {
 		return nil
 	}
 	r.stats.Batches++
-	r.stats.Events += uint64(len(b.Events))
+	r.stats.Events += uint64(b.Len())
 	r.stats.Bytes += n
 	st.Batches++
-	st.Events += uint64(len(b.Events))
+	st.Events += uint64(b.Len())
 	st.Bytes += n
 	if err != nil {
 		he := &HandlerError{Stream: b.Stream, Seq: b.Seq, Err: err}
@@ -560,18 +553,9 @@ func (r *Replayer) batch(ctx context.Context, b *store.Batch) error {
 	return nil
 }
 
-// batchTime is the time pacing uses for a batch: its latest read timestamp.
-func batchTime(b *store.Batch) int64 {
-	t := int64(math.MinInt64)
-	for i := range b.Events {
-		t = max(t, b.Events[i].Timestamp.UnixNano())
-	}
-	return t
-}
-
-// pace waits until the batch is due.
-func (r *Replayer) pace(ctx context.Context, b *store.Batch) error {
-	t := batchTime(b)
+// pace waits until a batch is due whose latest read timestamp is t (Unix
+// ns).
+func (r *Replayer) pace(ctx context.Context, t int64) error {
 	if !r.paced {
 		r.paced = true
 		r.t0 = t

@@ -275,8 +275,12 @@ type decoder struct {
 	// crcVerified: the next record's checksum was verified over the same
 	// bytes already (by the reader's readahead).
 	crcVerified bool
-	body        []byte
-	events      []Event
+	// ring: decode ring buffer batches into Batch.Ringbuf
+	// (ReaderOptions.RingbufEvents).
+	ring   bool
+	body   []byte
+	events []Event
+	ringEv []RingbufEvent
 }
 
 // decodeRecord checks and decodes one whole record. For a batch it fills b
@@ -370,21 +374,52 @@ func (d *decoder) decodeBatch(h recHeader, body []byte, b *Batch) error {
 		return fmt.Errorf("event count %d exceeds the %d bytes of the body", h.events, len(r.b))
 	}
 	n := int(h.events)
+	b.Events, b.Ringbuf = nil, nil
+	if d.ring && h.kind == KindRingbuf {
+		if cap(d.ringEv) < n {
+			d.ringEv = make([]RingbufEvent, n)
+		}
+		evs := d.ringEv[:n]
+		if h.flags&(flagOneTime|flagOneCPU|flagNoLost) == flagOneTime|flagOneCPU|flagNoLost {
+			if err := decodeRingbufShared(evs, r.b, nsTime(t0)); err != nil {
+				return err
+			}
+		} else {
+			// Not the common case: decode as Events, then keep what a
+			// ring buffer event has.
+			all, err := d.decodeEvents(n, r.b, h.flags, t0, cpu0)
+			if err != nil {
+				return err
+			}
+			for i := range evs {
+				evs[i] = RingbufEvent{Raw: all[i].Raw, Timestamp: all[i].Timestamp}
+			}
+		}
+		b.Ringbuf = evs
+		return nil
+	}
+	evs, err := d.decodeEvents(n, r.b, h.flags, t0, cpu0)
+	b.Events = evs
+	return err
+}
+
+// decodeEvents decodes the n events of a batch body (after its shared
+// fields) into the decoder's Events.
+func (d *decoder) decodeEvents(n int, p []byte, flags byte, t0, cpu0 int64) ([]Event, error) {
 	if cap(d.events) < n {
 		d.events = make([]Event, n)
 	}
 	evs := d.events[:n]
 	var err error
-	if h.flags&(flagOneTime|flagOneCPU|flagNoLost) == flagOneTime|flagOneCPU|flagNoLost {
-		err = decodeEventsShared(evs, r.b, nsTime(t0), int(cpu0))
+	if flags&(flagOneTime|flagOneCPU|flagNoLost) == flagOneTime|flagOneCPU|flagNoLost {
+		err = decodeEventsShared(evs, p, nsTime(t0), int(cpu0))
 	} else {
-		err = decodeEvents(evs, r.b, h.flags, t0, int(cpu0))
+		err = decodeEvents(evs, p, flags, t0, int(cpu0))
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	b.Events = evs
-	return nil
+	return evs, nil
 }
 
 // errTrailing and errEvent build the errors of the event loops, out of
@@ -439,6 +474,33 @@ func decodeEventsShared(evs []Event, p []byte, ts time.Time, cpu int) error {
 		e.Timestamp = ts
 		e.CPU = cpu
 		e.Lost = 0
+		p = p[l:]
+	}
+	if len(p) != 0 {
+		return errTrailing(len(p), len(evs))
+	}
+	return nil
+}
+
+// decodeRingbufShared is decodeEventsShared into ring buffer events.
+func decodeRingbufShared(evs []RingbufEvent, p []byte, ts time.Time) error {
+	for i := range evs {
+		var l uint64
+		if len(p) > 0 && p[0] < 0x80 {
+			l, p = uint64(p[0]), p[1:]
+		} else {
+			var k int
+			if l, k = uvarintFast(p); k <= 0 {
+				return errEvent(i, errVarint)
+			}
+			p = p[k:]
+		}
+		if l > uint64(len(p)) {
+			return errEvent(i, errLength(l, len(p)))
+		}
+		e := &evs[i]
+		e.Raw = p[:l:l]
+		e.Timestamp = ts
 		p = p[l:]
 	}
 	if len(p) != 0 {

@@ -41,8 +41,25 @@ func FuzzDecodeBatch(f *testing.F) {
 		binary.LittleEndian.PutUint32(data[0:], uint32(len(data)))
 		binary.LittleEndian.PutUint32(data[4:], crc32.Checksum(data[8:], castagnoli))
 		h, err := d.decodeRecord(data, &b, &p)
+		// Decoding into ring buffer events fails alike and, for a ring
+		// buffer batch, keeps the same bytes and times.
+		ringDec := decoder{ring: true}
+		var rb Batch
+		if _, rerr := ringDec.decodeRecord(data, &rb, &p); (rerr == nil) != (err == nil) {
+			t.Fatalf("ring buffer decoding error %v, plain %v", rerr, err)
+		}
 		if err != nil {
 			return
+		}
+		if h.typ == recBatch && h.kind == KindRingbuf {
+			if len(rb.Ringbuf) != len(b.Events) || len(rb.Events) != 0 {
+				t.Fatalf("%d ring buffer events (and %d Events), want %d", len(rb.Ringbuf), len(rb.Events), len(b.Events))
+			}
+			for i, e := range rb.Ringbuf {
+				if string(e.Raw) != string(b.Events[i].Raw) || !e.Timestamp.Equal(b.Events[i].Timestamp) {
+					t.Fatalf("event %d differs as a ring buffer event", i)
+				}
+			}
 		}
 		if h.typ == recBatch {
 			// A record that decodes re-encodes to the same bytes.
@@ -156,6 +173,16 @@ func FuzzDecodeEvents(f *testing.F) {
 		var err error
 		if flags == flagOneTime|flagOneCPU|flagNoLost {
 			err = decodeEventsShared(got, body, nsTime(t0), int(cpu0))
+			ring := make([]RingbufEvent, n)
+			rerr := decodeRingbufShared(ring, body, nsTime(t0))
+			if (rerr == nil) != (err == nil) || rerr != nil && rerr.Error() != err.Error() {
+				t.Fatalf("ring buffer decoder error %v, event decoder error %v", rerr, err)
+			}
+			for i := range ring {
+				if err == nil && (!ring[i].Timestamp.Equal(got[i].Timestamp) || string(ring[i].Raw) != string(got[i].Raw)) {
+					t.Fatalf("event %d: ring buffer decoder %v %x, event decoder %v %x", i, ring[i].Timestamp, ring[i].Raw, got[i].Timestamp, got[i].Raw)
+				}
+			}
 		} else {
 			err = decodeEvents(got, body, flags, t0, int(cpu0))
 		}

@@ -89,6 +89,13 @@ func cloneBatch(b *Batch) *Batch {
 		e.Raw = bytes.Clone(e.Raw)
 		c.Events[i] = e
 	}
+	if b.Ringbuf != nil {
+		c.Ringbuf = make([]RingbufEvent, len(b.Ringbuf))
+		for i, e := range b.Ringbuf {
+			e.Raw = bytes.Clone(e.Raw)
+			c.Ringbuf[i] = e
+		}
+	}
 	return &c
 }
 

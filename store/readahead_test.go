@@ -9,12 +9,13 @@ import (
 	"time"
 )
 
-// readWith reads dir with GOMAXPROCS set to procs (1: no readahead, no
-// preloading) and returns the batches and the errors, in order.
-func readWith(t *testing.T, dir string, procs int) ([]*Batch, []string) {
+// readWith reads dir with opts and GOMAXPROCS set to procs (1: no
+// readahead, no preloading) and returns the batches and the errors, in
+// order.
+func readWith(t *testing.T, dir string, procs int, opts ReaderOptions) ([]*Batch, []string) {
 	t.Helper()
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-	r, err := Open(dir, ReaderOptions{})
+	r, err := Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,8 +40,8 @@ func TestReadaheadSameResult(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "rec")
 	want := writeRecording(t, dir, 3000, WriterOptions{MaxSegmentBytes: 1 << 20, FlushBytes: 256 << 10, Sync: SyncNever})
 	check := func(what string) {
-		one, oneErrs := readWith(t, dir, 1)
-		two, twoErrs := readWith(t, dir, 2)
+		one, oneErrs := readWith(t, dir, 1, ReaderOptions{})
+		two, twoErrs := readWith(t, dir, 2, ReaderOptions{})
 		if len(one) != len(two) || len(oneErrs) != len(twoErrs) {
 			t.Fatalf("%s: one core %d batches %d errors, two cores %d batches %d errors", what, len(one), len(oneErrs), len(two), len(twoErrs))
 		}
@@ -55,7 +56,7 @@ func TestReadaheadSameResult(t *testing.T) {
 		t.Logf("%s: %d batches, %d errors", what, len(one), len(oneErrs))
 	}
 	check("intact")
-	got, _ := readWith(t, dir, 2)
+	got, _ := readWith(t, dir, 2, ReaderOptions{})
 	if len(got) != len(want) {
 		t.Fatalf("read %d batches, wrote %d", len(got), len(want))
 	}

@@ -28,6 +28,11 @@ type ReaderOptions struct {
 	// OnLoss, if set, receives the loss points of the selected streams in
 	// recorded order, interleaved with Next's batches.
 	OnLoss func(LossPoint)
+	// RingbufEvents makes Next decode ring buffer batches into
+	// Batch.Ringbuf, leaving Batch.Events empty, and drop their events'
+	// CPU and Lost (ring buffer events have neither: the reader stores -1
+	// and 0). Replay sets it: the slice goes to handlers as it is.
+	RingbufEvents bool
 }
 
 // SegmentInfo describes one segment file of a recording.
@@ -153,6 +158,7 @@ func Open(dir string, opts ReaderOptions) (*Reader, error) {
 		return nil, fmt.Errorf("store: %s holds no recording (no *.seg files)", dir)
 	}
 	r := &Reader{dir: dir, opts: opts, seek: math.MinInt64, from: math.MinInt64, to: math.MaxInt64}
+	r.dec.ring = opts.RingbufEvents
 	if len(opts.Streams) > 0 {
 		r.streams = make(map[string]bool)
 		for _, s := range opts.Streams {
@@ -713,13 +719,9 @@ func (r *Reader) selectRecord(h *recHeader) (*Batch, error) {
 	b := &r.batch
 	b.Stream = name
 	if r.from != math.MinInt64 || r.to != math.MaxInt64 || r.seek != math.MinInt64 {
-		if len(b.Events) == 0 {
+		mn, mx, ok := b.TimeSpan()
+		if !ok {
 			return nil, nil
-		}
-		mn, mx := int64(math.MaxInt64), int64(math.MinInt64)
-		for i := range b.Events {
-			t := timeNS(b.Events[i].Timestamp)
-			mn, mx = min(mn, t), max(mx, t)
 		}
 		if mx < r.seek || mx < r.from || mn >= r.to {
 			return nil, nil

@@ -82,7 +82,10 @@ package store
 
 import (
 	"fmt"
+	"math"
 	"time"
+
+	"github.com/ebpfrec/ebpfrec/internal/event"
 )
 
 // FormatVersion is the version of the segment format this package writes
@@ -172,8 +175,36 @@ type Batch struct {
 	Kind Kind
 	// Events are the events of the batch in read order.
 	Events []Event
+	// Ringbuf holds the events of a ring buffer batch instead of Events
+	// when the Reader was opened with ReaderOptions.RingbufEvents.
+	Ringbuf []RingbufEvent
 	// Loss holds the stream's cumulative loss counters when the batch was read.
 	Loss Loss
+}
+
+// RingbufEvent is bpf.RingbufEvent (the same type): an event's raw bytes
+// and read time, without the CPU and Lost that ring buffer events do not
+// have. A Reader decodes ring buffer batches into it on request
+// (ReaderOptions.RingbufEvents), so that replay hands them to handlers
+// without copying each event.
+type RingbufEvent = event.Ringbuf
+
+// Len returns the number of events of b (in Events, or in Ringbuf).
+func (b *Batch) Len() int { return len(b.Events) + len(b.Ringbuf) }
+
+// TimeSpan returns the earliest and the latest event timestamp of b, in
+// Unix nanoseconds; ok is false if b has no events.
+func (b *Batch) TimeSpan() (first, last int64, ok bool) {
+	first, last = math.MaxInt64, math.MinInt64
+	for i := range b.Events {
+		t := timeNS(b.Events[i].Timestamp)
+		first, last = min(first, t), max(last, t)
+	}
+	for i := range b.Ringbuf {
+		t := timeNS(b.Ringbuf[i].Timestamp)
+		first, last = min(first, t), max(last, t)
+	}
+	return first, last, b.Len() > 0
 }
 
 // LossPoint is one point of a stream's loss-counter time series.
