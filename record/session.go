@@ -296,10 +296,7 @@ func (s *session) ringTee(st *streamState) bpf.EventHandler {
 
 func (s *session) perfTee(st *streamState) bpf.PerfEventHandler {
 	return func(ctx context.Context, events []bpf.PerfbufEvent) error {
-		st.batch.Events = st.batch.Events[:0]
-		for _, e := range events {
-			st.batch.Events = append(st.batch.Events, store.Event{Raw: e.Raw, Timestamp: e.Timestamp, CPU: e.CPU, Lost: e.Lost})
-		}
+		st.batch.Events = events // store.Event is bpf.PerfbufEvent
 		if err := s.append(st, len(events)); err != nil {
 			return err
 		}

@@ -56,12 +56,8 @@ func replayFingerprints(t *testing.T, dir string) []string {
 		return nil
 	})
 	r.HandlePerfbuf("", func(_ context.Context, in []bpf.PerfbufEvent) error {
-		evs = evs[:0]
-		for _, e := range in {
-			evs = append(evs, store.Event{Raw: e.Raw, Timestamp: e.Timestamp, CPU: e.CPU, Lost: e.Lost})
-		}
 		b := r.Current()
-		lines = append(lines, store.FingerprintLine(b.Seq, b.Stream, store.KindPerfbuf, evs))
+		lines = append(lines, store.FingerprintLine(b.Seq, b.Stream, store.KindPerfbuf, in))
 		return nil
 	})
 	if _, err := r.Run(context.Background()); err != nil {

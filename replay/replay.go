@@ -226,7 +226,6 @@ type Replayer struct {
 	perfAll bpf.PerfEventHandler
 
 	cur   *store.Batch // the batch being handled
-	perfB []bpf.PerfbufEvent
 	stats Stats
 	last  *StreamStats // stats of the last stream seen (cache)
 	lastN string
@@ -322,10 +321,6 @@ func (r *Replayer) Stats() Stats { return r.stats }
 // if ctx ends first (nil with Follow), a *HandlerError or *DamageError
 // under the Stop policies, or an error reading the recording.
 func (r *Replayer) Run(ctx context.Context) (Stats, error) {
-	defer func() {
-		// Keep none of the reader's buffers alive.
-		clear(r.perfB[:cap(r.perfB)])
-	}()
 	// Ring buffer batches are decoded into the handlers' own type.
 	ropts := store.ReaderOptions{From: r.opts.From, To: r.opts.To, Streams: r.selected(), OnLoss: r.onLossPoint, RingbufEvents: true}
 	if r.opts.Follow {
@@ -476,8 +471,8 @@ func (r *Replayer) lossMoved(st *StreamStats, p store.LossPoint) {
 func (r *Replayer) batch(ctx context.Context, b *store.Batch) error {
 	st := r.streamStats(b.Stream)
 	if b.Loss != st.Loss {
-		var t time.Time
-		if _, last, ok := b.TimeSpan(); ok {
+		var t time.Time // zero if the batch has no events, or zero times
+		if _, last, ok := b.TimeSpan(); ok && last != math.MinInt64 {
 			t = time.Unix(0, last)
 		}
 		r.lossMoved(st, store.LossPoint{Seq: b.Seq, Stream: b.Stream, Time: t, Loss: b.Loss})
@@ -517,19 +512,11 @@ func (r *Replayer) batch(ctx context.Context, b *store.Batch) error {
 			r.stats.Unhandled++
 			return nil
 		}
-		if cap(r.perfB) < len(b.Events) {
-			r.perfB = make([]bpf.PerfbufEvent, len(b.Events))
+		// store.Event is the handler's type.
+		for i := range b.Events {
+			n += uint64(len(b.Events[i].Raw))
 		}
-		evs := r.perfB[:len(b.Events)]
-		for i := range evs {
-			e, d := &b.Events[i], &evs[i]
-			d.Raw = e.Raw
-			d.CPU = e.CPU
-			d.Timestamp = e.Timestamp
-			d.Lost = e.Lost
-			n += uint64(len(e.Raw))
-		}
-		err = h(ctx, evs)
+		err = h(ctx, b.Events)
 	default:
 		r.stats.Unhandled++
 		return nil

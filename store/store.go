@@ -135,19 +135,15 @@ func (k *Kind) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Event is one raw record read from a BPF buffer.
-type Event struct {
-	// Raw is the sample exactly as the kernel wrote it.
-	Raw []byte
-	// Timestamp is when user space read the event (wall clock).
-	Timestamp time.Time
-	// CPU is the CPU whose perf buffer held the event; for ring buffers the
-	// reader's convention (for example -1) is stored as given.
-	CPU int
-	// Lost is, for perf buffers, the number of samples the kernel lost on
-	// that CPU just before this event.
-	Lost uint64
-}
+// Event is one raw record read from a BPF buffer: Raw, the sample exactly
+// as the kernel wrote it; CPU, the CPU whose perf buffer held it (for ring
+// buffers the reader's convention, -1, is stored as given); Timestamp,
+// when user space read it (wall clock); and Lost, for perf buffers, the
+// samples the kernel lost on that CPU just before it.
+//
+// It is bpf.PerfbufEvent (the same type), so that replay hands the events
+// of perf buffer batches to handlers as they are.
+type Event = event.Perfbuf
 
 // Loss holds the cumulative loss counters of one stream at one moment.
 type Loss struct {
