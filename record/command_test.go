@@ -2,6 +2,7 @@ package record
 
 import (
 	"bytes"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,13 +11,19 @@ import (
 // The gated program must run with the PID reported before release, and not
 // before release.
 func TestGatedCommandKeepsPID(t *testing.T) {
-	var out bytes.Buffer
-	g, err := startGated([]string{"sh", "-c", "echo $$; exit 7"}, nil, &out, &out)
+	// A file, not a buffer: no goroutine copies into it, so it can be
+	// looked at while the command is gated.
+	out, err := os.CreateTemp(t.TempDir(), "out")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.Len() != 0 {
-		t.Fatalf("command ran before release: %q", out.String())
+	defer out.Close()
+	g, err := startGated([]string{"sh", "-c", "echo $$; exit 7"}, nil, out, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(out.Name()); len(b) != 0 {
+		t.Fatalf("command ran before release: %q", b)
 	}
 	pid := g.pid()
 	if err := g.release(); err != nil {
@@ -29,7 +36,11 @@ func TestGatedCommandKeepsPID(t *testing.T) {
 	if code != 7 {
 		t.Errorf("exit code %d, want 7", code)
 	}
-	got, _ := strconv.Atoi(strings.TrimSpace(out.String()))
+	b, err := os.ReadFile(out.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	if got != pid {
 		t.Errorf("program ran as pid %d, gate reported %d", got, pid)
 	}
