@@ -384,16 +384,8 @@ func (d *decoder) decodeBatch(h recHeader, body []byte, b *Batch) error {
 			if err := decodeRingbufShared(evs, r.b, nsTime(t0)); err != nil {
 				return err
 			}
-		} else {
-			// Not the common case: decode as Events, then keep what a
-			// ring buffer event has.
-			all, err := d.decodeEvents(n, r.b, h.flags, t0, cpu0)
-			if err != nil {
-				return err
-			}
-			for i := range evs {
-				evs[i] = RingbufEvent{Raw: all[i].Raw, Timestamp: all[i].Timestamp}
-			}
+		} else if err := decodeRingbuf(evs, r.b, h.flags, t0); err != nil {
+			return err
 		}
 		b.Ringbuf = evs
 		return nil
@@ -447,6 +439,80 @@ func uvarintFast(p []byte) (uint64, int) {
 		}
 	}
 	return binary.Uvarint(p)
+}
+
+// eventFields reads the fields that precede each event's raw bytes in a
+// batch body, as the batch's flags say; the general loops that fill
+// Events and ring buffer events share it.
+type eventFields struct {
+	p     []byte
+	flags byte
+	tOne  time.Time
+	cpu0  int
+	// prev is the previous event's time in ns; sec and nsec the same split
+	// as time.Unix wants it (0 <= nsec < 1e9), kept up to date by adding
+	// the deltas so that the common small delta needs no division.
+	prev, sec, nsec int64
+}
+
+// next reads event i's time, CPU, Lost and raw bytes.
+func (f *eventFields) next(i int) (ts time.Time, cpu int, lost uint64, raw []byte, err error) {
+	p := f.p
+	if f.flags&flagOneTime != 0 {
+		ts = f.tOne
+	} else {
+		ux, k := uvarintFast(p) // a varint: zigzag
+		if k <= 0 {
+			return ts, 0, 0, nil, errEvent(i, errVarint)
+		}
+		p = p[k:]
+		d := int64(ux >> 1)
+		if ux&1 != 0 {
+			d = ^d
+		}
+		f.prev += d
+		f.nsec += d
+		if uint64(f.nsec) >= 1e9 || i == 0 {
+			f.sec, f.nsec = f.prev/1e9, f.prev%1e9
+			if f.nsec < 0 {
+				f.sec, f.nsec = f.sec-1, f.nsec+1e9
+			}
+		}
+		if f.prev != zeroTimeNS {
+			ts = time.Unix(f.sec, f.nsec)
+		}
+	}
+	cpu = f.cpu0
+	if f.flags&flagOneCPU == 0 {
+		ux, k := uvarintFast(p)
+		if k <= 0 {
+			return ts, 0, 0, nil, errEvent(i, errVarint)
+		}
+		p = p[k:]
+		c := int64(ux >> 1)
+		if ux&1 != 0 {
+			c = ^c
+		}
+		cpu = int(c)
+	}
+	if f.flags&flagNoLost == 0 {
+		v, k := uvarintFast(p)
+		if k <= 0 {
+			return ts, 0, 0, nil, errEvent(i, errVarint)
+		}
+		p = p[k:]
+		lost = v
+	}
+	l, k := uvarintFast(p)
+	if k <= 0 {
+		return ts, 0, 0, nil, errEvent(i, errVarint)
+	}
+	p = p[k:]
+	if l > uint64(len(p)) {
+		return ts, 0, 0, nil, errEvent(i, errLength(l, len(p)))
+	}
+	f.p = p[l:]
+	return ts, cpu, lost, p[:l:l], nil
 }
 
 // decodeEventsShared decodes the events of a batch whose events share
@@ -511,76 +577,35 @@ func decodeRingbufShared(evs []RingbufEvent, p []byte, ts time.Time) error {
 
 // decodeEvents decodes the events of a batch in the general case.
 func decodeEvents(evs []Event, p []byte, flags byte, t0 int64, cpu0 int) error {
-	tOne := nsTime(t0)
-	// prev is the previous event's time in ns; sec and nsec the same split
-	// as time.Unix wants it (0 <= nsec < 1e9), kept up to date by adding
-	// the deltas so that the common small delta needs no division.
-	var prev, sec, nsec int64
+	f := eventFields{p: p, flags: flags, tOne: nsTime(t0), cpu0: cpu0}
 	for i := range evs {
+		ts, cpu, lost, raw, err := f.next(i)
+		if err != nil {
+			return err
+		}
 		e := &evs[i]
-		if flags&flagOneTime != 0 {
-			e.Timestamp = tOne
-		} else {
-			ux, k := uvarintFast(p) // a varint: zigzag
-			if k <= 0 {
-				return errEvent(i, errVarint)
-			}
-			p = p[k:]
-			d := int64(ux >> 1)
-			if ux&1 != 0 {
-				d = ^d
-			}
-			prev += d
-			nsec += d
-			if uint64(nsec) >= 1e9 || i == 0 {
-				sec, nsec = prev/1e9, prev%1e9
-				if nsec < 0 {
-					sec, nsec = sec-1, nsec+1e9
-				}
-			}
-			if prev == zeroTimeNS {
-				e.Timestamp = time.Time{}
-			} else {
-				e.Timestamp = time.Unix(sec, nsec)
-			}
-		}
-		if flags&flagOneCPU != 0 {
-			e.CPU = cpu0
-		} else {
-			ux, k := uvarintFast(p)
-			if k <= 0 {
-				return errEvent(i, errVarint)
-			}
-			p = p[k:]
-			c := int64(ux >> 1)
-			if ux&1 != 0 {
-				c = ^c
-			}
-			e.CPU = int(c)
-		}
-		if flags&flagNoLost != 0 {
-			e.Lost = 0
-		} else {
-			v, k := uvarintFast(p)
-			if k <= 0 {
-				return errEvent(i, errVarint)
-			}
-			p = p[k:]
-			e.Lost = v
-		}
-		l, k := uvarintFast(p)
-		if k <= 0 {
-			return errEvent(i, errVarint)
-		}
-		p = p[k:]
-		if l > uint64(len(p)) {
-			return errEvent(i, errLength(l, len(p)))
-		}
-		e.Raw = p[:l:l]
-		p = p[l:]
+		e.Raw, e.CPU, e.Timestamp, e.Lost = raw, cpu, ts, lost
 	}
-	if len(p) != 0 {
-		return errTrailing(len(p), len(evs))
+	if len(f.p) != 0 {
+		return errTrailing(len(f.p), len(evs))
+	}
+	return nil
+}
+
+// decodeRingbuf is decodeEvents into ring buffer events (CPU and Lost are
+// read, and dropped).
+func decodeRingbuf(evs []RingbufEvent, p []byte, flags byte, t0 int64) error {
+	f := eventFields{p: p, flags: flags, tOne: nsTime(t0)}
+	for i := range evs {
+		ts, _, _, raw, err := f.next(i)
+		if err != nil {
+			return err
+		}
+		e := &evs[i]
+		e.Raw, e.Timestamp = raw, ts
+	}
+	if len(f.p) != 0 {
+		return errTrailing(len(f.p), len(evs))
 	}
 	return nil
 }

@@ -171,20 +171,24 @@ func FuzzDecodeEvents(f *testing.F) {
 		want, ok := refDecodeEvents(int(n), body, flags, t0, cpu0)
 		got := make([]Event, n)
 		var err error
+		ring := make([]RingbufEvent, n)
+		var rerr error
 		if flags == flagOneTime|flagOneCPU|flagNoLost {
 			err = decodeEventsShared(got, body, nsTime(t0), int(cpu0))
-			ring := make([]RingbufEvent, n)
-			rerr := decodeRingbufShared(ring, body, nsTime(t0))
-			if (rerr == nil) != (err == nil) || rerr != nil && rerr.Error() != err.Error() {
-				t.Fatalf("ring buffer decoder error %v, event decoder error %v", rerr, err)
-			}
-			for i := range ring {
-				if err == nil && (!ring[i].Timestamp.Equal(got[i].Timestamp) || string(ring[i].Raw) != string(got[i].Raw)) {
-					t.Fatalf("event %d: ring buffer decoder %v %x, event decoder %v %x", i, ring[i].Timestamp, ring[i].Raw, got[i].Timestamp, got[i].Raw)
-				}
-			}
+			rerr = decodeRingbufShared(ring, body, nsTime(t0))
 		} else {
 			err = decodeEvents(got, body, flags, t0, int(cpu0))
+			rerr = decodeRingbuf(ring, body, flags, t0)
+		}
+		// The ring buffer decoders fail alike and keep the same bytes and
+		// times.
+		if (rerr == nil) != (err == nil) || rerr != nil && rerr.Error() != err.Error() {
+			t.Fatalf("ring buffer decoder error %v, event decoder error %v", rerr, err)
+		}
+		for i := range ring {
+			if err == nil && (!ring[i].Timestamp.Equal(got[i].Timestamp) || string(ring[i].Raw) != string(got[i].Raw)) {
+				t.Fatalf("event %d: ring buffer decoder %v %x, event decoder %v %x", i, ring[i].Timestamp, ring[i].Raw, got[i].Timestamp, got[i].Raw)
+			}
 		}
 		if (err == nil) != ok {
 			t.Fatalf("fast decoder error %v, reference ok %v", err, ok)
