@@ -276,12 +276,11 @@ func readMeta(dir string, opts Options) (store.Meta, error) {
 		defer lr.Close()
 		return lr.Meta(), nil
 	}
-	sr, err := store.Open(dir, store.ReaderOptions{})
+	meta, err := store.ReadMeta(dir)
 	if err != nil {
 		return store.Meta{}, fmt.Errorf("replay: %w", err)
 	}
-	defer sr.Close()
-	return sr.Meta(), nil
+	return meta, nil
 }
 
 // Meta returns the recording's metadata (its streams, MonoToWall, ...).

@@ -147,15 +147,9 @@ type openSeg struct {
 // segment or a segment has a newer format version; a damaged segment is
 // reported by Segments and, when iteration reaches it, by Next.
 func Open(dir string, opts ReaderOptions) (*Reader, error) {
-	files, err := listSegments(dir)
+	files, err := recordingSegments(dir)
 	if err != nil {
 		return nil, err
-	}
-	if len(files) == 0 {
-		if _, err := os.Stat(dir); err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
-		return nil, fmt.Errorf("store: %s holds no recording (no *.seg files)", dir)
 	}
 	r := &Reader{dir: dir, opts: opts, seek: math.MinInt64, from: math.MinInt64, to: math.MaxInt64}
 	r.dec.ring = opts.RingbufEvents
@@ -186,6 +180,43 @@ func Open(dir string, opts ReaderOptions) (*Reader, error) {
 	}
 	r.startBG()
 	return r, nil
+}
+
+// recordingSegments lists the segments of the recording in dir, and
+// fails if there are none.
+func recordingSegments(dir string) ([]segFile, error) {
+	files, err := listSegments(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		if _, err := os.Stat(dir); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		return nil, fmt.Errorf("store: %s holds no recording (no *.seg files)", dir)
+	}
+	return files, nil
+}
+
+// ReadMeta returns the metadata of the recording in dir, as Open and
+// Reader.Meta would, from its newest readable segment only: the others are
+// not opened. It fails if dir holds no segment or a segment it opens has a
+// newer format version.
+func ReadMeta(dir string) (Meta, error) {
+	files, err := recordingSegments(dir)
+	if err != nil {
+		return Meta{}, err
+	}
+	for i := len(files) - 1; i >= 0; i-- {
+		si := inspectSegment(files[i])
+		if errors.Is(si.err, ErrNewerFormat) {
+			return Meta{}, fmt.Errorf("store: %s: %w", segName(files[i].index), si.err)
+		}
+		if si.err == nil {
+			return si.Meta, nil
+		}
+	}
+	return Meta{}, nil
 }
 
 // startBG gives r what its background reading needs. bg does not

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -437,5 +438,62 @@ func TestSmallSegmentLimit(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReadMeta: ReadMeta gives what Open and Meta give (the streams added
+// in later segments too), also when the newest segment is unreadable, and
+// fails like Open on a directory without segments.
+func TestReadMeta(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "rec")
+	w, err := Create(dir, testMeta(), WriterOptions{MaxSegmentBytes: 64 << 10, Sync: SyncNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(9, 10))
+	for i := range 300 {
+		if i == 200 {
+			if err := w.AddStream(StreamInfo{Name: "late", Kind: KindPerfbuf}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Append(genBatch(rng, i, testBase.Add(time.Duration(i)*time.Millisecond))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := listSegments(dir)
+	if err != nil || len(segs) < 3 {
+		t.Fatalf("%d segments, %v", len(segs), err)
+	}
+	same := func(what string) {
+		t.Helper()
+		r, err := Open(dir, ReaderOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := r.Meta()
+		r.Close()
+		got, err := ReadMeta(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: ReadMeta %+v, Open %+v", what, got, want)
+		}
+		if _, ok := got.Stream("late"); !ok {
+			t.Fatalf("%s: the stream added in a later segment is missing: %+v", what, got.Streams)
+		}
+	}
+	same("intact")
+	if err := os.Truncate(segs[len(segs)-1].path, 100); err != nil {
+		t.Fatal(err)
+	}
+	same("newest segment truncated")
+	empty := t.TempDir()
+	if _, err := ReadMeta(empty); err == nil || !strings.Contains(err.Error(), "holds no recording") {
+		t.Fatalf("empty directory: %v", err)
 	}
 }
