@@ -309,7 +309,9 @@ func (r *Replayer) HandlePerfbuf(stream string, h bpf.PerfEventHandler) {
 }
 
 // Current returns the batch being handled, for handlers that want its
-// sequence number or stream (valid during the handler call only).
+// sequence number or stream (valid during the handler call only). The
+// events of a ring buffer batch are in its Ringbuf (the slice the handler
+// got), not in Events.
 func (r *Replayer) Current() *store.Batch { return r.cur }
 
 // Stats returns the figures so far.

@@ -169,7 +169,8 @@ type Batch struct {
 	Stream string
 	// Kind is the kind of buffer the batch was read from.
 	Kind Kind
-	// Events are the events of the batch in read order.
+	// Events are the events of the batch in read order (empty for a ring
+	// buffer batch read with ReaderOptions.RingbufEvents: see Ringbuf).
 	Events []Event
 	// Ringbuf holds the events of a ring buffer batch instead of Events
 	// when the Reader was opened with ReaderOptions.RingbufEvents.
