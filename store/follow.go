@@ -58,15 +58,9 @@ const snapshotTries = 3
 // segment that changed during every copy attempt, or that its writer is only
 // creating, is left out: the next call picks it up.
 func OpenLive(dir string, opts ReaderOptions, fromSegment int, scratch string) (*LiveReader, error) {
-	files, err := listSegments(dir)
+	files, err := recordingSegments(dir)
 	if err != nil {
 		return nil, err
-	}
-	if len(files) == 0 {
-		if _, err := os.Stat(dir); err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
-		return nil, fmt.Errorf("store: %s holds no recording (no *.seg files)", dir)
 	}
 	sel := files[:0:0]
 	for _, f := range files {

@@ -2,8 +2,6 @@ package store
 
 import (
 	"bytes"
-	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
 )
@@ -62,22 +60,6 @@ func TestRingbufEvents(t *testing.T) {
 	check("intact", ReaderOptions{})
 	check("time range", ReaderOptions{From: testBase.Add(500_500_000), To: testBase.Add(1_200_000_000)})
 
-	segs, err := listSegments(dir)
-	if err != nil || len(segs) < 3 {
-		t.Fatalf("%d segments, %v", len(segs), err)
-	}
-	rng := rand.New(rand.NewPCG(7, 8))
-	for _, s := range segs[:2] {
-		data, err := os.ReadFile(s.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range 20 {
-			data[4*pageSize+rng.IntN(len(data)-4*pageSize)] ^= 0x5a
-		}
-		if err := os.WriteFile(s.path, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	flipBytes(t, dir, 7)
 	check("damaged", ReaderOptions{})
 }
