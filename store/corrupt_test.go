@@ -232,6 +232,17 @@ func TestCorruptTruncated(t *testing.T) {
 				t.Fatalf("error does not name the segment: %v", err)
 			}
 		}
+		// The message says what happened, the same on every read (not
+		// what bbolt says of bytes past the end of the file).
+		_, again := readWithErrors(t, dir)
+		if len(again) != len(errs) || !strings.Contains(errs[0].Error(), "file truncated") {
+			t.Fatalf("truncated to %.0f%%: %d then %d errors, first %v", frac*100, len(errs), len(again), errs[0])
+		}
+		for i := range errs {
+			if errs[i].Error() != again[i].Error() {
+				t.Fatalf("truncated to %.0f%%: error %q, then %q", frac*100, errs[i], again[i])
+			}
+		}
 		checkOtherSegmentsIntact(t, got, want, segs, last.index)
 		rep, err := Verify(dir)
 		if err != nil {

@@ -277,14 +277,19 @@ func inspectSegment(f segFile) (si SegmentInfo) {
 		si.Skipped = si.err.Error()
 		return si
 	}
-	db, err := openSegmentRO(f.path)
-	if err != nil {
+	fail := func(err error) SegmentInfo {
 		if errors.Is(err, errBeingWritten) {
 			si.BeingWritten = true
+		} else if terr := truncated(f.path); terr != nil && !errors.Is(err, ErrNewerFormat) {
+			err = terr // what bbolt said of it is noise
 		}
 		si.err = err
 		si.Skipped = err.Error()
 		return si
+	}
+	db, err := openSegmentRO(f.path)
+	if err != nil {
+		return fail(err)
 	}
 	defer db.Close()
 	err = db.View(func(tx *bolt.Tx) error {
@@ -299,8 +304,7 @@ func inspectSegment(f segFile) (si SegmentInfo) {
 		return nil
 	})
 	if err != nil {
-		si.err = err
-		si.Skipped = err.Error()
+		return fail(err)
 	}
 	return si
 }

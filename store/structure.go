@@ -144,6 +144,7 @@ type pageChecker struct {
 	size    int64
 	hwm     uint64
 	fatal   bool
+	cut     bool // the file is shorter than its meta says
 	seen    []uint64 // bitmap of the pages referenced so far
 	msgs    []string
 	logRefs []chunkRef
@@ -194,22 +195,60 @@ func (c *pageChecker) meta(i int) (root, hwm, txid uint64, err error) {
 	return binary.LittleEndian.Uint64(m[16:]), binary.LittleEndian.Uint64(m[40:]), binary.LittleEndian.Uint64(m[48:]), nil
 }
 
-func (c *pageChecker) run() {
+// root picks the newer valid meta page, as bbolt does, and returns the
+// root page of its tree; it sets c.hwm. It fails (c.fatal) if neither meta
+// page is valid or the file is shorter than the data the meta counts.
+func (c *pageChecker) root() (root uint64, ok bool) {
 	r0, h0, t0, e0 := c.meta(0)
 	r1, h1, t1, e1 := c.meta(1)
 	root, hwm := r0, h0
 	switch {
 	case e0 != nil && e1 != nil:
 		c.fatalf("%v; %v", e0, e1)
-		return
+		return 0, false
 	case e0 != nil || (e1 == nil && t1 > t0):
 		root, hwm = r1, h1
 	}
 	if hwm > uint64(c.size/pageSize) {
+		c.cut = true
 		c.fatalf("file truncated: %d bytes, but the data reaches page %d (%d bytes)", c.size, hwm, hwm*pageSize)
-		return
+		return 0, false
 	}
 	c.hwm = hwm
+	return root, true
+}
+
+// truncated returns the error naming how a segment file was cut short, or
+// nil if it was not (or cannot be read). bbolt's own messages on such a
+// file name pages with numbers read past the file's end.
+func truncated(path string) (err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() < 2*pageSize {
+		return nil
+	}
+	c := &pageChecker{f: f, size: fi.Size()}
+	defer func() {
+		if recover() != nil { // errShortRead: the file changed meanwhile
+			err = nil
+		}
+	}()
+	if _, ok := c.root(); ok || !c.cut {
+		return nil
+	}
+	return fmt.Errorf("%s", c.msgs[0])
+}
+
+func (c *pageChecker) run() {
+	root, ok := c.root()
+	if !ok {
+		return
+	}
+	hwm := c.hwm
 	if n := int((hwm + 63) / 64); cap(c.seen) >= n {
 		c.seen = c.seen[:n]
 		clear(c.seen)
