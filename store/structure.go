@@ -144,7 +144,7 @@ type pageChecker struct {
 	size    int64
 	hwm     uint64
 	fatal   bool
-	cut     bool // the file is shorter than its meta says
+	cut     bool     // the file is shorter than its meta says
 	seen    []uint64 // bitmap of the pages referenced so far
 	msgs    []string
 	logRefs []chunkRef
