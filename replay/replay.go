@@ -479,7 +479,9 @@ func (r *Replayer) batch(ctx context.Context, b *store.Batch) error {
 		r.lossMoved(st, store.LossPoint{Seq: b.Seq, Stream: b.Stream, Time: t, Loss: b.Loss})
 	}
 	if r.opts.Speed > 0 {
-		if _, last, ok := b.TimeSpan(); ok {
+		// A batch without events, or with zero times only, has no time
+		// to pace by: it goes at once.
+		if _, last, ok := b.TimeSpan(); ok && last != math.MinInt64 {
 			if err := r.pace(ctx, last); err != nil {
 				return err
 			}

@@ -221,6 +221,45 @@ func TestPacing(t *testing.T) {
 	}
 }
 
+// TestPacingZeroTimes: batches whose events carry zero times (a hand-made
+// recording) have no time to pace by: they go at once, and the batches
+// around them keep their pace.
+func TestPacingZeroTimes(t *testing.T) {
+	base := time.Unix(1700000000, 0)
+	for _, times := range [][]time.Time{
+		{base, {}, base.Add(time.Second)},
+		{{}, base, base.Add(time.Second)},
+	} {
+		dir := filepath.Join(t.TempDir(), "rec")
+		meta := store.Meta{RecordingID: "zero", Started: base, Streams: []store.StreamInfo{{Name: "ev", Kind: store.KindRingbuf}}}
+		w, err := store.Create(dir, meta, store.WriterOptions{Sync: store.SyncNever})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ts := range times {
+			if err := w.Append(&store.Batch{Stream: "ev", Kind: store.KindRingbuf, Events: []store.Event{{Raw: []byte{1}, Timestamp: ts, CPU: -1}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		clk := &fakeClock{now: base}
+		r, err := Open(dir, Options{Speed: 1, Clock: clk})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.HandleRingbuf("", func(context.Context, []bpf.RingbufEvent) error { return nil })
+		st, err := r.Run(context.Background())
+		if err != nil || st.Batches != 3 {
+			t.Fatalf("%v: %v, %d batches", times, err, st.Batches)
+		}
+		if len(clk.waits) != 1 || clk.waits[0] != time.Second {
+			t.Fatalf("%v: waits %v, want [1s]", times, clk.waits)
+		}
+	}
+}
+
 func TestHandlerErrors(t *testing.T) {
 	dir := t.TempDir()
 	want := onlyBatches(replaytest.Generate(t, dir, 100, smallSegments))

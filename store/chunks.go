@@ -199,11 +199,7 @@ func (c *chunkCursor) readAhead(i int) {
 		}
 		c.fill(w, i, n)
 		n = windowChunks
-		// Checksums are checked here only while the decoder has a window
-		// waiting: when it has none, it would wait for this one, and it
-		// checks the records that were not checked here itself. Both
-		// cores then stay busy whichever is faster.
-		if len(c.full) > 0 {
+		if verifyAhead(c) {
 			w.verify()
 		}
 		select {
@@ -217,6 +213,13 @@ func (c *chunkCursor) readAhead(i int) {
 		i += w.n
 	}
 }
+
+// verifyAhead says whether the readahead checks the checksums of the
+// window it has just read: only while the decoder has a window waiting.
+// When it has none, it would wait for this one, and it checks the records
+// that were not checked here itself; both cores then stay busy whichever
+// is faster. (Tests pin it to always and to never.)
+var verifyAhead = func(c *chunkCursor) bool { return len(c.full) > 0 }
 
 // verify checks the checksums of the records that lie inside one chunk
 // of w, from each chunk's first record on, and lists those that match.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -42,6 +43,19 @@ func TestReadaheadSameResult(t *testing.T) {
 	check := func(what string) {
 		one, oneErrs := readWith(t, dir, 1, ReaderOptions{})
 		two, twoErrs := readWith(t, dir, 2, ReaderOptions{})
+		// Whether the readahead or the decoder checks a window's
+		// checksums depends on which is ahead: pin each way too.
+		defer func(f func(*chunkCursor) bool) { verifyAhead = f }(verifyAhead)
+		for _, ahead := range []bool{true, false} {
+			verifyAhead = func(*chunkCursor) bool { return ahead }
+			pinned, pinnedErrs := readWith(t, dir, 2, ReaderOptions{})
+			if len(pinned) != len(one) || strings.Join(pinnedErrs, "\n") != strings.Join(oneErrs, "\n") {
+				t.Fatalf("%s: checksums checked ahead %v: %d batches, errors %q; one core %d batches, errors %q", what, ahead, len(pinned), pinnedErrs, len(one), oneErrs)
+			}
+			for i := range one {
+				batchesEqual(t, pinned[i], one[i])
+			}
+		}
 		if len(one) != len(two) || len(oneErrs) != len(twoErrs) {
 			t.Fatalf("%s: one core %d batches %d errors, two cores %d batches %d errors", what, len(one), len(oneErrs), len(two), len(twoErrs))
 		}

@@ -200,8 +200,9 @@ func recordingSegments(dir string) ([]segFile, error) {
 
 // ReadMeta returns the metadata of the recording in dir, as Open and
 // Reader.Meta would, from its newest readable segment only: the others are
-// not opened. It fails if dir holds no segment or a segment it opens has a
-// newer format version.
+// not opened. It fails if dir holds no segment or if a segment it opens
+// (the newest readable one, and any newer that are not) has a newer format
+// version; Open also fails for an older segment with a newer version.
 func ReadMeta(dir string) (Meta, error) {
 	files, err := recordingSegments(dir)
 	if err != nil {

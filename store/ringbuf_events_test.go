@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -62,4 +63,18 @@ func TestRingbufEvents(t *testing.T) {
 
 	flipBytes(t, dir, 7)
 	check("damaged", ReaderOptions{})
+}
+
+// TestAppendRefusesRingbuf: a batch read with RingbufEvents is refused by
+// Append with an error that says why, instead of being stored empty.
+func TestAppendRefusesRingbuf(t *testing.T) {
+	w, err := Create(filepath.Join(t.TempDir(), "rec"), testMeta(), WriterOptions{Sync: SyncNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	b := &Batch{Stream: "exec", Kind: KindRingbuf, Ringbuf: []RingbufEvent{{Raw: []byte{1}}}}
+	if err := w.Append(b); err == nil || !strings.Contains(err.Error(), "Ringbuf") {
+		t.Fatalf("append of Ringbuf events: %v", err)
+	}
 }

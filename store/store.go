@@ -190,7 +190,8 @@ type RingbufEvent = event.Ringbuf
 func (b *Batch) Len() int { return len(b.Events) + len(b.Ringbuf) }
 
 // TimeSpan returns the earliest and the latest event timestamp of b, in
-// Unix nanoseconds; ok is false if b has no events.
+// Unix nanoseconds, where a zero time.Time counts as math.MinInt64; ok is
+// false if b has no events.
 func (b *Batch) TimeSpan() (first, last int64, ok bool) {
 	first, last = math.MaxInt64, math.MinInt64
 	for i := range b.Events {

@@ -414,7 +414,9 @@ func (w *Writer) AddStream(s StreamInfo) error {
 
 // Append assigns b the next sequence number (b.Seq) and adds it to the
 // recording. It is committed at the next flush (before Append returns under
-// SyncAlways). Append does not keep b or its events.
+// SyncAlways). Append does not keep b or its events. It stores b.Events:
+// a batch with Ringbuf events (read with ReaderOptions.RingbufEvents) is
+// refused.
 func (w *Writer) Append(b *Batch) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -424,6 +426,9 @@ func (w *Writer) Append(b *Batch) error {
 	id, ok := w.streamIDs[b.Stream]
 	if !ok {
 		return fmt.Errorf("store: batch of undeclared stream %q (declare it in Meta.Streams or with AddStream)", b.Stream)
+	}
+	if len(b.Ringbuf) > 0 {
+		return fmt.Errorf("store: batch of stream %q has its events in Ringbuf: Append stores Events (read without ReaderOptions.RingbufEvents to copy a recording)", b.Stream)
 	}
 	b.Seq = w.seq + 1
 	start := len(w.pending)
