@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/ebpfrec/ebpfrec/bpf"
@@ -30,9 +31,10 @@ type Decoded struct {
 	Lost      uint64
 	// Event is the decoded event: nil if the stream has no built-in
 	// tracer (a user object's stream, or a tracer this build does not
-	// have) or if decoding failed (Err).
+	// have), if decoding failed (Err), or if the stream was recorded with
+	// another event type than its tracer now decodes (Err says which).
 	Event tracers.Event
-	// Err is the decoder's error.
+	// Err is the decoder's error, or why the tracer does not decode it.
 	Err error
 }
 
@@ -84,10 +86,12 @@ type decoders struct {
 type streamDec struct {
 	info store.StreamInfo
 	t    tracers.Builtin // nil: no decoder
+	err  error           // why the stream's tracer does not decode it
 }
 
 func (sd *streamDec) decode(d *Decoded) {
 	if sd.t == nil {
+		d.Err = sd.err
 		return
 	}
 	d.Event, d.Err = sd.t.Decode(sd.info.Name, d.Raw)
@@ -109,8 +113,15 @@ func (ds *decoders) stream(name string) *streamDec {
 	if info.Object == nil && info.Tracer != "" {
 		sd.t = ds.tracer(info.Tracer)
 		if sd.t != nil {
-			if _, ok := tracers.StreamByName(sd.t, name); !ok {
+			spec, ok := tracers.StreamByName(sd.t, name)
+			switch {
+			case !ok:
 				sd.t = nil
+			case info.EventType != "" && info.EventType != spec.EventType:
+				// Recorded with another layout of the event: decoding it
+				// with this one would misread it.
+				sd.t = nil
+				sd.err = fmt.Errorf("recorded as event type %s; the %s tracer of this build decodes %s", info.EventType, info.Tracer, spec.EventType)
 			}
 		}
 	}

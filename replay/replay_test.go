@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -412,4 +413,43 @@ func TestExactCompressed(t *testing.T) {
 		t.Fatal(err)
 	}
 	compareFingerprints(t, c.fps, want)
+}
+
+// TestDecodedEventTypeMismatch: a stream recorded with another event type
+// than its built-in tracer now decodes is not decoded with the new layout:
+// its events come raw, with an error naming both types.
+func TestDecodedEventTypeMismatch(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "rec")
+	base := time.Unix(1700000000, 0)
+	meta := store.Meta{RecordingID: "layout", Started: base, Streams: []store.StreamInfo{
+		{Name: "exec", Tracer: "exec", Map: "exec_events", Kind: store.KindRingbuf, EventType: "exec.Event/0"}}}
+	w, err := store.Create(dir, meta, store.WriterOptions{Sync: store.SyncNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := make([]byte, 512)
+	if err := w.Append(&store.Batch{Stream: "exec", Kind: store.KindRingbuf, Events: []store.Event{{Raw: raw, Timestamp: base, CPU: -1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	r.HandleDecoded(func(d *Decoded) error {
+		if d.Event != nil || d.Err == nil || len(d.Raw) != len(raw) {
+			t.Fatalf("event %v, error %v, %d bytes", d.Event, d.Err, len(d.Raw))
+		}
+		got = append(got, d.Err.Error())
+		return nil
+	})
+	if _, err := r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !strings.Contains(got[0], "exec.Event/0") || !strings.Contains(got[0], "decodes exec.Event") {
+		t.Fatalf("errors %q", got)
+	}
 }

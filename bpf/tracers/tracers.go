@@ -84,6 +84,9 @@ type Stream struct {
 	// lost samples perf reports are a subset of the drops: do not add them.)
 	EmittedCounter string `json:"emitted_counter"`
 	// EventType names the Go type of the stream's events, e.g. "exec.Event".
+	// Recordings store it: give it a new name (e.g. "exec.Event/2") when
+	// the event's layout changes, so that replay and export show older
+	// recordings' events raw, saying why, instead of misreading them.
 	EventType string `json:"event_type"`
 	// Event is a zero value of that type (for schemas: see Fields).
 	Event Event `json:"-"`
