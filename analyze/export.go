@@ -155,15 +155,15 @@ func decoderOf(si store.StreamInfo) decoder {
 		return si.Tracer == name && (si.EventType == "" || si.EventType == typ)
 	}
 	switch {
-	case is(exec.Name, "exec.Event"):
+	case is(exec.Name, exec.EventType):
 		return decExec
-	case is(exit.Name, "exit.Event"):
+	case is(exit.Name, exit.EventType):
 		return decExit
-	case is(open.Name, "open.Event"):
+	case is(open.Name, open.EventType):
 		return decOpen
-	case is(tcp.Name, "tcp.Event"):
+	case is(tcp.Name, tcp.EventType):
 		return decTCP
-	case is(syscalls.Name, "syscalls.Event"):
+	case is(syscalls.Name, syscalls.EventType):
 		return decSyscalls
 	}
 	return decRaw

@@ -10,6 +10,10 @@ import (
 // Name is the tracer's name.
 const Name = "exec"
 
+// EventType names the layout of the tracer's events in recordings (see
+// tracers.Stream.EventType): rename it when Event changes.
+const EventType = "exec.Event"
+
 // Stream names and maps.
 const (
 	StreamExec  = "exec"
@@ -40,7 +44,7 @@ func New(opts tracers.Options) *Tracer {
 		Kind:           tracers.Ringbuf,
 		DropCounter:    MapDrops,
 		EmittedCounter: MapEmitted,
-		EventType:      "exec.Event",
+		EventType:      EventType,
 		Event:          &Event{},
 		Decode:         tracers.Decoder(Decode),
 	}})

@@ -11,6 +11,10 @@ import (
 // Name is the tracer's name.
 const Name = "exit"
 
+// EventType names the layout of the tracer's events in recordings (see
+// tracers.Stream.EventType): rename it when Event changes.
+const EventType = "exit.Event"
+
 // Stream name and maps.
 const (
 	StreamExit  = "exit"
@@ -41,7 +45,7 @@ func New(opts tracers.Options) *Tracer {
 		Kind:           tracers.Perfbuf,
 		DropCounter:    MapDrops,
 		EmittedCounter: MapEmitted,
-		EventType:      "exit.Event",
+		EventType:      EventType,
 		Event:          &Event{},
 		Decode:         tracers.Decoder(Decode),
 	}})

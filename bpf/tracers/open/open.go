@@ -14,6 +14,10 @@ import (
 // Name is the tracer's name.
 const Name = "open"
 
+// EventType names the layout of the tracer's events in recordings (see
+// tracers.Stream.EventType): rename it when Event changes.
+const EventType = "open.Event"
+
 // Stream name and maps.
 const (
 	StreamOpen = "open"
@@ -45,7 +49,7 @@ func New(opts tracers.Options) *Tracer {
 		Kind:           tracers.Ringbuf,
 		DropCounter:    MapDrops,
 		EmittedCounter: MapEmitted,
-		EventType:      "open.Event",
+		EventType:      EventType,
 		Event:          &Event{},
 		Decode:         tracers.Decoder(Decode),
 	}})

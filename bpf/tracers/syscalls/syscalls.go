@@ -12,6 +12,10 @@ import (
 // Name is the tracer's name.
 const Name = "syscalls"
 
+// EventType names the layout of the tracer's events in recordings (see
+// tracers.Stream.EventType): rename it when Event changes.
+const EventType = "syscalls.Event"
+
 // Stream name and maps.
 const (
 	StreamSyscalls = "syscalls"
@@ -41,7 +45,7 @@ func New(opts tracers.Options) *Tracer {
 		Kind:           tracers.Ringbuf,
 		DropCounter:    MapDrops,
 		EmittedCounter: MapEmitted,
-		EventType:      "syscalls.Event",
+		EventType:      EventType,
 		Event:          &Event{},
 		Decode:         tracers.Decoder(Decode),
 	}})

@@ -13,6 +13,10 @@ import (
 // Name is the tracer's name.
 const Name = "tcp"
 
+// EventType names the layout of the tracer's events in recordings (see
+// tracers.Stream.EventType): rename it when Event changes.
+const EventType = "tcp.Event"
+
 // Stream name and maps.
 const (
 	StreamTCP  = "tcp"
@@ -42,7 +46,7 @@ func New(opts tracers.Options) *Tracer {
 		Kind:           tracers.Ringbuf,
 		DropCounter:    MapDrops,
 		EmittedCounter: MapEmitted,
-		EventType:      "tcp.Event",
+		EventType:      EventType,
 		Event:          &Event{},
 		Decode:         tracers.Decoder(Decode),
 	}})
