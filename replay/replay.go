@@ -471,17 +471,20 @@ func (r *Replayer) lossMoved(st *StreamStats, p store.LossPoint) {
 // batch delivers one batch.
 func (r *Replayer) batch(ctx context.Context, b *store.Batch) error {
 	st := r.streamStats(b.Stream)
-	if b.Loss != st.Loss {
-		var t time.Time // zero if the batch has no events, or zero times
-		if _, last, ok := b.TimeSpan(); ok && last != math.MinInt64 {
-			t = time.Unix(0, last)
+	if b.Loss != st.Loss || r.opts.Speed > 0 {
+		// The batch's latest event time, if it has one (events with
+		// non-zero times): the time of a loss point it carries, and the
+		// time pacing goes by (else the batch goes at once).
+		_, last, ok := b.TimeSpan()
+		ok = ok && last != math.MinInt64
+		if b.Loss != st.Loss {
+			var t time.Time
+			if ok {
+				t = time.Unix(0, last)
+			}
+			r.lossMoved(st, store.LossPoint{Seq: b.Seq, Stream: b.Stream, Time: t, Loss: b.Loss})
 		}
-		r.lossMoved(st, store.LossPoint{Seq: b.Seq, Stream: b.Stream, Time: t, Loss: b.Loss})
-	}
-	if r.opts.Speed > 0 {
-		// A batch without events, or with zero times only, has no time
-		// to pace by: it goes at once.
-		if _, last, ok := b.TimeSpan(); ok && last != math.MinInt64 {
+		if ok && r.opts.Speed > 0 {
 			if err := r.pace(ctx, last); err != nil {
 				return err
 			}
