@@ -10,6 +10,8 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -165,10 +167,20 @@ func Open(dir string, opts ReaderOptions) (*Reader, error) {
 	if !opts.To.IsZero() {
 		r.to = opts.To.UnixNano()
 	}
-	for _, f := range files {
-		si := inspectSegment(f)
+	r.startBG()
+	// The first segment is inspected first: if it is closed, and no time
+	// range may skip it, it is loaded (its pages checked) on another core
+	// while the others are inspected, for the first Next.
+	r.segs = make([]SegmentInfo, len(files))
+	r.segs[0] = inspectSegment(files[0])
+	if opts.From.IsZero() {
+		r.preloadNext()
+	}
+	inspectSegments(files[1:], r.segs[1:])
+	for i, si := range r.segs {
 		if errors.Is(si.err, ErrNewerFormat) {
-			return nil, fmt.Errorf("store: %s: %w", segName(f.index), si.err)
+			r.bg.stop()
+			return nil, fmt.Errorf("store: %s: %w", segName(files[i].index), si.err)
 		}
 		if si.err == nil {
 			r.meta = si.Meta
@@ -176,10 +188,31 @@ func Open(dir string, opts ReaderOptions) (*Reader, error) {
 				r.deleted = si.deleted
 			}
 		}
-		r.segs = append(r.segs, si)
 	}
-	r.startBG()
 	return r, nil
+}
+
+// inspectSegments inspects files into sis, on up to four goroutines when
+// there are cores for them: each inspection opens a file and decodes its
+// metadata, so a recording of many segments opens that much sooner.
+func inspectSegments(files []segFile, sis []SegmentInfo) {
+	workers := min(runtime.GOMAXPROCS(0), len(files), 4)
+	if workers < 2 {
+		for i, f := range files {
+			sis[i] = inspectSegment(f)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(files); i = int(next.Add(1)) - 1 {
+				sis[i] = inspectSegment(files[i])
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // recordingSegments lists the segments of the recording in dir, and
