@@ -546,3 +546,37 @@ func TestQueryFleet(t *testing.T) {
 		t.Errorf("mixed fleet: %v", err)
 	}
 }
+
+// TestEventTypeMismatch: a built-in tracer's stream recorded with another
+// event type (layout) than the tracer now decodes goes to the raw table,
+// with a warning naming both types, in the export and the summary.
+func TestEventTypeMismatch(t *testing.T) {
+	rec := filepath.Join(t.TempDir(), "layout")
+	si := synth.Builtin("exec")
+	si.EventType = "exec.Event/0"
+	w, err := store.Create(rec, synth.Meta("h", si), store.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := execTracer.Event{KtimeNs: synth.Boot, Pid: 7, Command: "new", Filename: "/bin/new"}
+	raw := synth.Exec(&ev)
+	if err := w.Append(&store.Batch{Stream: "exec", Kind: store.KindRingbuf, Events: []store.Event{{Raw: raw, Timestamp: synth.Start, CPU: -1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, m := export(t, rec, Options{})
+	r := rows(t, m)
+	if r[TableExec] != 0 || r[TableRaw] != 1 || len(m.Warnings) != 1 ||
+		!strings.Contains(m.Warnings[0], "recorded as event type exec.Event/0") || !strings.Contains(m.Warnings[0], "decodes exec.Event") {
+		t.Errorf("rows %v, warnings %q", r, m.Warnings)
+	}
+	s, err := Summarize(context.Background(), rec, SummaryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(s.Warnings, "\n"), "recorded as event type exec.Event/0") {
+		t.Errorf("summary warnings %q", s.Warnings)
+	}
+}

@@ -146,27 +146,32 @@ const (
 )
 
 // decoderOf returns the decoder of a recorded stream: a built-in tracer's
-// event type, or raw.
-func decoderOf(si store.StreamInfo) decoder {
+// event type, or raw. If the stream is a built-in tracer's but was
+// recorded with another event type (layout) than the tracer now decodes,
+// it is raw, and why says so.
+func decoderOf(si store.StreamInfo) (dec decoder, why string) {
 	if si.Object != nil {
-		return decRaw
+		return decRaw, ""
 	}
-	is := func(name, typ string) bool {
-		return si.Tracer == name && (si.EventType == "" || si.EventType == typ)
+	var typ string
+	switch si.Tracer {
+	case exec.Name:
+		dec, typ = decExec, exec.EventType
+	case exit.Name:
+		dec, typ = decExit, exit.EventType
+	case open.Name:
+		dec, typ = decOpen, open.EventType
+	case tcp.Name:
+		dec, typ = decTCP, tcp.EventType
+	case syscalls.Name:
+		dec, typ = decSyscalls, syscalls.EventType
+	default:
+		return decRaw, ""
 	}
-	switch {
-	case is(exec.Name, exec.EventType):
-		return decExec
-	case is(exit.Name, exit.EventType):
-		return decExit
-	case is(open.Name, open.EventType):
-		return decOpen
-	case is(tcp.Name, tcp.EventType):
-		return decTCP
-	case is(syscalls.Name, syscalls.EventType):
-		return decSyscalls
+	if si.EventType != "" && si.EventType != typ {
+		return decRaw, fmt.Sprintf("stream %s was recorded as event type %s; the %s tracer of this build decodes %s: its events go to the raw table", si.Name, si.EventType, si.Tracer, typ)
 	}
-	return decRaw
+	return dec, ""
 }
 
 type streamState struct {
@@ -317,7 +322,11 @@ func Export(ctx context.Context, dir, out string, opts Options) (*Manifest, erro
 	x.off = x.meta.MonoToWall
 	x.host = partValue(x.meta.Hostname)
 	for _, si := range x.meta.Streams {
-		x.streams[si.Name] = &streamState{name: si.Name, dec: decoderOf(si)}
+		dec, why := decoderOf(si)
+		if why != "" {
+			x.warn("%s", why)
+		}
+		x.streams[si.Name] = &streamState{name: si.Name, dec: dec}
 	}
 	for _, s := range r.Segments() {
 		if s.Skipped != "" {

@@ -170,7 +170,11 @@ func Summarize(ctx context.Context, dir string, opts SummaryOptions) (*Summary, 
 	decs := map[string]decoder{}
 	streamEvents := map[string]uint64{}
 	for _, si := range meta.Streams {
-		decs[si.Name] = decoderOf(si)
+		dec, why := decoderOf(si)
+		if why != "" {
+			s.Warnings = append(s.Warnings, why)
+		}
+		decs[si.Name] = dec
 		streamEvents[si.Name] = 0
 	}
 	procs := map[uint32]*ProcessCount{}
