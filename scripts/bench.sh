@@ -17,5 +17,9 @@ echo "== ebpfrec record vs perf record (scripts/bench-perf.sh)"
 scripts/bench-perf.sh || echo "bench-perf failed"
 
 echo
+echo "== replay --follow beside a live recording (scripts/bench-follow.sh)"
+scripts/bench-follow.sh || echo "bench-follow failed"
+
+echo
 echo "== resident memory over a long recording (scripts/bench-memory.sh)"
 scripts/bench-memory.sh || echo "bench-memory failed"
