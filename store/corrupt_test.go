@@ -53,29 +53,14 @@ func corruptRecording(t *testing.T) (string, []*Batch, []segFile) {
 	return dir, templateWant, segs
 }
 
-// readWithErrors reads everything, collecting batches by seq and errors.
+// readWithErrors reads everything, collecting batches by seq and errors
+// (see readCorrupt).
 func readWithErrors(t *testing.T, dir string) (map[uint64]*Batch, []error) {
 	t.Helper()
-	r, err := Open(dir, ReaderOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	got := map[uint64]*Batch{}
-	var errs []error
-	for b, err := range r.All() {
-		if err != nil {
-			var ce *CorruptError
-			if !errors.As(err, &ce) {
-				t.Fatalf("terminal error: %v", err)
-			}
-			errs = append(errs, err)
-			if len(errs) > 1000 {
-				t.Fatal("endless errors")
-			}
-			continue
-		}
-		got[b.Seq] = cloneBatch(b)
+	got, ces := readCorrupt(t, dir)
+	errs := make([]error, len(ces))
+	for i, ce := range ces {
+		errs[i] = ce
 	}
 	return got, errs
 }
