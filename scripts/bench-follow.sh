@@ -7,19 +7,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${STORM:-3000000}
-[ "$(id -u)" = 0 ] || { echo "bench-follow: needs root; skipped"; exit 0; }
-make -s build
-go build -o bin/ebpfrec-workload ./internal/cmd/workload
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. scripts/storm.sh
+storm_setup bench-follow
 
 # run MODE: MODE is alone or followed.
 run() {
   local mode=$1 dir=$tmp/$1
   mkdir -p "$dir"
-  bin/ebpfrec-workload storm "$N" wait &
-  local pid=$!
-  until grep -q ebpfrec-workloa /proc/$pid/comm 2>/dev/null; do sleep 0.1; done
+  storm_start "$N"
+  local pid=$storm_pid
   bin/ebpfrec record -q --tracer syscalls --ringbuf-size 4194304 --pid "$pid" -o "$dir/rec" >"$dir/rec.out" 2>&1 &
   local rec=$! fol=
   sleep 2
@@ -31,6 +27,7 @@ run() {
   start=$(date +%s.%N)
   kill -USR1 "$pid"
   wait "$pid"
+  storm_pid=
   end=$(date +%s.%N)
   wait "$rec"
   if [ -n "$fol" ]; then

@@ -6,14 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${SECS:-60}
-[ "$(id -u)" = 0 ] || { echo "bench-memory: needs root; skipped"; exit 0; }
-make -s build
-go build -o bin/ebpfrec-workload ./internal/cmd/workload
-tmp=$(mktemp -d)
-trap 'kill $storm 2>/dev/null || true; rm -rf "$tmp"' EXIT
-bin/ebpfrec-workload storm 4000000000 wait &
-storm=$!
-until grep -q ebpfrec-workloa /proc/$storm/comm 2>/dev/null; do sleep 0.1; done
+. scripts/storm.sh
+storm_setup bench-memory
+storm_start 4000000000
+storm=$storm_pid
 bin/ebpfrec record -q --tracer syscalls --ringbuf-size 4194304 --pid $storm --duration "${SECS}s" \
   --segment-size $((32 << 20)) --keep-size $((256 << 20)) -o "$tmp/rec" &
 rec=$!

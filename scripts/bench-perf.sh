@@ -15,26 +15,23 @@ RING=${RING:-4194304}
 for tool in perf /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "bench-perf: $tool is missing (apt-get install linux-perf time); skipped"; exit 0; }
 done
-[ "$(id -u)" = 0 ] || { echo "bench-perf: needs root; skipped"; exit 0; }
-make -s build
-go build -o bin/ebpfrec-workload ./internal/cmd/workload
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. scripts/storm.sh
+storm_setup bench-perf
 
 # run NAME CMD...: starts the storm, runs CMD with PID substituted for @PID,
 # releases the storm after the recorder had time to attach, and records
 # elapsed/user/sys seconds of CMD.
 run() {
   local name=$1; shift
-  bin/ebpfrec-workload storm "$N" wait &
-  local pid=$!
-  until grep -q ebpfrec-workloa /proc/$pid/comm 2>/dev/null; do sleep 0.1; done
+  storm_start "$N"
+  local pid=$storm_pid
   local args=("${@//@PID/$pid}")
   /usr/bin/time -f "%e %U %S" -o "$tmp/$name.time" "${args[@]}" >"$tmp/$name.out" 2>&1 &
   local rec=$!
   sleep 2
   kill -USR1 "$pid"
   wait "$pid"
+  storm_pid=
   wait "$rec"
 }
 
