@@ -9,7 +9,7 @@ FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 1
 
-.PHONY: all build test test-short generate bench lint fuzz demo clean help env
+.PHONY: all build test test-short test-kernels generate bench lint fuzz demo clean help env
 
 all: build
 
@@ -17,6 +17,7 @@ help:
 	@echo "make demo      record a short built-in workload, replay, export and query it (root)"
 	@echo "make build     build $(BIN)"
 	@echo "make test      run every test (root runs the kernel tests too)"
+	@echo "make test-kernels  run the tests on this kernel and in VMs of Debian's 5.10, 6.1, 6.12 (root, qemu)"
 	@echo "make generate  rebuild BPF objects with clang (bpf2go), vmlinux.h from this kernel"
 	@echo "make bench     run the benchmarks and print their figures"
 	@echo "make lint      gofmt, go vet, staticcheck"
@@ -30,6 +31,13 @@ build:
 test:
 	@scripts/mounts.sh
 	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+# The kernel matrix: the tests of every package on this host's kernel and in
+# qemu VMs booting Debian's 5.10, 6.1 and 6.12 kernels; prints kernel x
+# package. KERNELS="6.1" picks some; scripts/kernels/run.sh says more.
+KERNELS ?=
+test-kernels:
+	@scripts/kernels/run.sh $(KERNELS)
 
 test-short:
 	$(GO) test -count=1 -short $(PKGS)
