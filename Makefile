@@ -43,6 +43,7 @@ test-short:
 	$(GO) test -count=1 -short $(PKGS)
 
 bpf/headers/vmlinux.h:
+	@mkdir -p $(@D)
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@
 
 generate: bpf/headers/vmlinux.h

@@ -24,8 +24,11 @@ type Base struct {
 	self     Builtin // the tracer that embeds the Base
 	opts     Options
 	objs     io.Closer // the tracer's bpf2go objects (a pointer)
-	loadSpec func() (*ebpf.CollectionSpec, error)
+	variants []Variant
 	streams  []Stream
+
+	choiceOnce sync.Once
+	choice     VariantChoice
 
 	mu      sync.Mutex
 	closers []io.Closer
@@ -40,7 +43,8 @@ type Base struct {
 // Init sets up the Base of self, the tracer that embeds it: its options,
 // the bpf2go objects it loads into (a pointer to its generated
 // xxxObjects), the bpf2go function that loads its spec, and its streams
-// (each with its Decode).
+// (each with its Decode). A tracer with several builds of its programs
+// adds them with SetVariants.
 func (b *Base) Init(self Builtin, opts Options, objs io.Closer, loadSpec func() (*ebpf.CollectionSpec, error), streams []Stream) {
 	if opts.WakeupEvery == 0 {
 		opts.WakeupEvery = DefaultWakeupEvery
@@ -48,15 +52,35 @@ func (b *Base) Init(self Builtin, opts Options, objs io.Closer, loadSpec func() 
 	b.self = self
 	b.opts = opts
 	b.objs = objs
-	b.loadSpec = loadSpec
+	b.variants = []Variant{{Name: "default", Spec: loadSpec}}
 	b.streams = streams
 }
 
-// Load returns the tracer's spec with its options applied.
+// Variants lists the tracer's variants, newest first.
+func (b *Base) Variants() []Variant { return append([]Variant(nil), b.variants...) }
+
+// SetVariants replaces the single build given to Init by vs, newest
+// first (see Variant).
+func (b *Base) SetVariants(vs ...Variant) { b.variants = vs }
+
+// Variant says which variant Load uses on this kernel (Options.Variant, or
+// the first whose check passes) and why the ones before it were passed
+// over. It probes the kernel once.
+func (b *Base) Variant() VariantChoice {
+	b.choiceOnce.Do(func() { b.choice = chooseVariant(b.self.Name(), b.variants, b.opts.Variant) })
+	return b.choice
+}
+
+// Load returns the spec of the tracer's variant for this kernel with its
+// options applied.
 func (b *Base) Load() (*ebpf.CollectionSpec, error) {
-	spec, err := b.loadSpec()
+	ch := b.Variant()
+	if ch.Err != nil {
+		return nil, ch.Err
+	}
+	spec, err := ch.spec()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("variant %s: %w", ch.Name, err)
 	}
 	return b.PrepareSpec(spec, b.Constants())
 }

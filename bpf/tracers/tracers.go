@@ -142,6 +142,9 @@ type Builtin interface {
 	// Supported returns nil if this kernel can run the tracer, or an error
 	// saying what is missing (a tracepoint, BTF, an unmounted tracefs).
 	Supported() error
+	// Variant says which build of the tracer's programs Load uses on this
+	// kernel, and why (see Variant).
+	Variant() VariantChoice
 	// Decode decodes one raw event of the named stream. It never panics:
 	// short or malformed input gives an error wrapping a bpf decoder error.
 	Decode(stream string, raw []byte) (Event, error)
@@ -179,6 +182,10 @@ type Options struct {
 	// RingbufSize overrides the size in bytes of ring buffer streams (a
 	// power of two, multiple of the page size); 0 keeps the default.
 	RingbufSize uint32
+	// Variant names the variant of the tracer's programs to load (see
+	// Variant); "" picks the first this kernel can run. Tests use it to run
+	// every variant the kernel allows.
+	Variant string
 }
 
 // Constructor makes a tracer.

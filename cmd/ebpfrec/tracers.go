@@ -17,7 +17,9 @@ func init() {
 		Usage:     "list the built-in tracers: their events and fields, streams, attach points, and whether this kernel supports them",
 		ArgsUsage: "[TRACER...]",
 		Description: "Without arguments, lists every built-in tracer; with names, only those.\n" +
-			"A tracer this kernel cannot run is marked unsupported, with the reason.",
+			"A tracer this kernel cannot run is marked unsupported, with the reason.\n" +
+			"A tracer with several builds of its programs (variants, for older kernels)\n" +
+			"says which one this kernel gets, and why the newer ones were passed over.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of text"},
 		},
@@ -27,13 +29,14 @@ func init() {
 
 // tracerInfo is the description of one tracer, as `tracers --json` prints it.
 type tracerInfo struct {
-	Name         string       `json:"name"`
-	Description  string       `json:"description"`
-	Default      bool         `json:"default"`
-	Supported    bool         `json:"supported"`
-	Unsupported  string       `json:"unsupported_reason,omitempty"`
-	AttachPoints []string     `json:"attach_points"`
-	Streams      []streamInfo `json:"streams"`
+	Name         string                 `json:"name"`
+	Description  string                 `json:"description"`
+	Default      bool                   `json:"default"`
+	Supported    bool                   `json:"supported"`
+	Unsupported  string                 `json:"unsupported_reason,omitempty"`
+	Variant      *tracers.VariantChoice `json:"variant,omitempty"`
+	AttachPoints []string               `json:"attach_points"`
+	Streams      []streamInfo           `json:"streams"`
 }
 
 type streamInfo struct {
@@ -63,6 +66,11 @@ func describeTracers(names []string) ([]tracerInfo, error) {
 		if err := t.Supported(); err != nil {
 			info.Supported = false
 			info.Unsupported = err.Error()
+		} else if ch := t.Variant(); ch.Err != nil {
+			info.Supported = false
+			info.Unsupported = ch.Err.Error()
+		} else {
+			info.Variant = &ch
 		}
 		for _, s := range t.Streams() {
 			info.Streams = append(info.Streams, streamInfo{Stream: s, Fields: tracers.Fields(s.Event)})
@@ -94,6 +102,16 @@ func tracersAction(c *cli.Context) error {
 			fmt.Fprintf(w, "  supported: yes\n")
 		} else {
 			fmt.Fprintf(w, "  supported: no: %s\n", t.Unsupported)
+		}
+		if v := t.Variant; v != nil {
+			fmt.Fprintf(w, "  variant:   %s", v.Name)
+			if v.Note != "" {
+				fmt.Fprintf(w, " (%s)", v.Note)
+			}
+			fmt.Fprintln(w)
+			for _, p := range v.PassedOver {
+				fmt.Fprintf(w, "    not %s\n", p)
+			}
 		}
 		fmt.Fprintf(w, "  attach:    %s\n", strings.Join(t.AttachPoints, ", "))
 		for _, s := range t.Streams {

@@ -6,6 +6,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
 #include "filter.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -33,11 +34,46 @@ struct {
 
 DEFINE_COUNTERS(exit);
 
+#ifdef EXIT_NO_GROUP_DEAD
+// Kernels before the tracepoint had group_dead (6.12 and older): the process
+// is dead when its signal_struct counts no live thread. do_exit decrements
+// that count before the tracepoint, so a thread that decremented earlier may
+// still reach the tracepoint after the last one did and see 0 too: the first
+// to claim (tgid, start time) in exit_seen reports, the others do not.
+struct exit_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 start_time;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct exit_key);
+	__type(value, __u8);
+} exit_seen SEC(".maps");
+
+static __always_inline bool last_thread(struct task_struct *p)
+{
+	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+		return false;
+	struct exit_key k = {.tgid = BPF_CORE_READ(p, tgid), .start_time = BPF_CORE_READ(p, group_leader, start_time)};
+	__u8 one = 1;
+	return bpf_map_update_elem(&exit_seen, &k, &one, BPF_NOEXIST) == 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(exit_sched_process_exit, struct task_struct *p)
+{
+	if (!last_thread(p)) // a thread of a live process, or reported already
+		return 0;
+#else
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(exit_sched_process_exit, struct task_struct *p, bool group_dead)
 {
 	if (!group_dead) // a thread of a live process
 		return 0;
+#endif
 	if (!selected())
 		return 0;
 	count_one(&exit_emitted);

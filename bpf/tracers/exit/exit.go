@@ -4,6 +4,8 @@
 package exit
 
 import (
+	"fmt"
+
 	"github.com/ebpfrec/ebpfrec/bpf"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers"
 )
@@ -49,7 +51,34 @@ func New(opts tracers.Options) *Tracer {
 		Event:          &Event{},
 		Decode:         tracers.Decoder(Decode),
 	}})
+	t.SetVariants(
+		tracers.Variant{Name: VariantGroupDead, Spec: loadBpf, Check: checkGroupDead},
+		tracers.Variant{Name: VariantLive, Spec: loadBpfLive,
+			Note: "the last thread is found by the signal's live count; tid is the first thread to see it at 0"},
+	)
 	return t
+}
+
+// The variants of the exit tracer's programs, newest first.
+const (
+	// VariantGroupDead reads the tracepoint's group_dead argument, which
+	// recent kernels pass (6.18 does; 6.12 and older do not).
+	VariantGroupDead = "tp_btf+group_dead"
+	// VariantLive checks the process's live thread count instead, and
+	// reports each process once (older kernels).
+	VariantLive = "tp_btf+live"
+)
+
+// checkGroupDead reports whether sched_process_exit passes group_dead.
+func checkGroupDead() error {
+	n, err := tracers.BTFTracepointArgs(attachPoint)
+	if err != nil {
+		return err
+	}
+	if n < 2 {
+		return fmt.Errorf("tracepoint %s has no group_dead argument on this kernel", attachPoint)
+	}
+	return nil
 }
 
 // Name returns "exit".

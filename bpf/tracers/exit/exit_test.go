@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"os"
 	osexec "os/exec"
+	"runtime"
 	"sort"
 	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/ebpfrec/ebpfrec/bpf/tracers"
@@ -13,8 +15,28 @@ import (
 	"github.com/ebpfrec/ebpfrec/bpf/tracers/internal/tracertest"
 )
 
+// envSpin makes the test binary a process of that many spinning threads
+// that exits at once (all its threads die together).
+const envSpin = "EXIT_TEST_SPIN_THREADS"
+
 func TestMain(m *testing.M) {
+	if n, err := strconv.Atoi(os.Getenv(envSpin)); err == nil {
+		spinAndExit(n)
+	}
 	tracertest.Main(m, map[string]tracertest.Workload{
+		// starts N processes of many threads, in sequence
+		"threads": func(args []string) int {
+			n, _ := strconv.Atoi(args[0])
+			for range n {
+				c := osexec.Command(os.Args[0])
+				c.Env = append(os.Environ(), envSpin+"=16")
+				if err := c.Run(); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					return 1
+				}
+			}
+			return 0
+		},
 		// starts /bin/true N times, in sequence
 		"true": func(args []string) int {
 			n, _ := strconv.Atoi(args[0])
@@ -42,10 +64,16 @@ func TestMain(m *testing.M) {
 
 // TestExitKnownWorkload follows a child that runs shells exiting with known
 // codes and one killed by a signal, then exits with 7 itself: exactly those
-// exits are reported, through the perf buffer.
+// exits are reported, through the perf buffer, once each (the child is a
+// multi-threaded Go program: one event, not one per thread), with every
+// variant this kernel runs.
 func TestExitKnownWorkload(t *testing.T) {
+	tracertest.EachVariant(t, exit.Name, testExitKnownWorkload)
+}
+
+func testExitKnownWorkload(t *testing.T, variant string) {
 	f := tracertest.NewFilter(t)
-	tr := tracertest.Load(t, exit.Name, tracers.Options{Filter: f})
+	tr := tracertest.Load(t, exit.Name, tracers.Options{Filter: f, Variant: variant})
 	rd := tracertest.NewReader(t, tr, exit.StreamExit)
 	if err := f.Follow(); err != nil {
 		t.Fatal(err)
@@ -108,12 +136,63 @@ func TestExitKnownWorkload(t *testing.T) {
 	}
 }
 
+// spinAndExit starts n threads, each parked in the kernel (a goroutine
+// locked to its thread, waiting forever), and exits: exit_group wakes them
+// all to die together.
+func spinAndExit(n int) {
+	var ready sync.WaitGroup
+	for range n {
+		ready.Add(1)
+		go func() {
+			runtime.LockOSThread()
+			ready.Done()
+			select {}
+		}()
+	}
+	ready.Wait()
+	os.Exit(0)
+}
+
+// TestExitOnceForManyThreads: processes whose 17 threads all die at once
+// are reported once each.
+func TestExitOnceForManyThreads(t *testing.T) {
+	tracertest.EachVariant(t, exit.Name, func(t *testing.T, variant string) {
+		f := tracertest.NewFilter(t)
+		tr := tracertest.Load(t, exit.Name, tracers.Options{Filter: f, Variant: variant})
+		rd := tracertest.NewReader(t, tr, exit.StreamExit)
+		if err := f.Follow(); err != nil {
+			t.Fatal(err)
+		}
+		const n = 20
+		child := tracertest.Start(t, "threads", strconv.Itoa(n))
+		if err := f.AllowPID(child.PID); err != nil {
+			t.Fatal(err)
+		}
+		if code := child.Run(t); code != 0 {
+			t.Fatalf("workload exited %d", code)
+		}
+		evs := rd.Drain(t)
+		per := map[uint32]int{}
+		for _, ev := range evs {
+			per[ev.PID()]++
+		}
+		if len(evs) != n+1 || len(per) != n+1 {
+			t.Errorf("%d exit events for %d processes, want %d for %d", len(evs), len(per), n+1, n+1)
+		}
+		tracertest.CheckAccounting(t, tr, rd, len(evs))
+	})
+}
+
 // TestExitOverload: a one-page perf buffer, not read while a child starts
 // many processes, overflows; the drop counter counts every failed output,
 // and perf's lost samples are among them.
 func TestExitOverload(t *testing.T) {
+	tracertest.EachVariant(t, exit.Name, testExitOverload)
+}
+
+func testExitOverload(t *testing.T, variant string) {
 	f := tracertest.NewFilter(t)
-	tr := tracertest.Load(t, exit.Name, tracers.Options{Filter: f})
+	tr := tracertest.Load(t, exit.Name, tracers.Options{Filter: f, Variant: variant})
 	rd := tracertest.NewReaderSize(t, tr, exit.StreamExit, 4096)
 	if err := f.Follow(); err != nil {
 		t.Fatal(err)

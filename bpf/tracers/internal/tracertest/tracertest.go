@@ -158,6 +158,38 @@ func Load(t testing.TB, name string, opts tracers.Options) tracers.Builtin {
 	return tr
 }
 
+// EachVariant runs f as a subtest, named after the variant, for every
+// variant of tracer name that this kernel can run (the kernel matrix runs
+// the others on the kernels that need them); it fails if none can run.
+func EachVariant(t *testing.T, name string, f func(t *testing.T, variant string)) {
+	t.Helper()
+	kerneltest.Require(t)
+	tr, err := tracers.New(name, tracers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, ok := tr.(interface{ Variants() []tracers.Variant })
+	if !ok {
+		t.Fatalf("tracer %s does not list its variants", name)
+	}
+	ran := 0
+	for _, v := range vs.Variants() {
+		probe, err := tracers.New(name, tracers.Options{Variant: v.Name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := probe.Variant().Err; err != nil {
+			t.Logf("variant %s cannot run on this kernel: %v", v.Name, err)
+			continue
+		}
+		ran++
+		t.Run(v.Name, func(t *testing.T) { f(t, v.Name) })
+	}
+	if ran == 0 {
+		t.Fatalf("no variant of tracer %s runs on this kernel", name)
+	}
+}
+
 // LoadTracer loads and attaches tr, as Load does.
 func LoadTracer(t testing.TB, tr tracers.Builtin) {
 	t.Helper()
