@@ -45,13 +45,50 @@ struct {
 // selection by the filter, cached until the filter changes (or the thread
 // execs: its comm changes) so most syscalls skip the filter's hash
 // lookups. Task local storage is freed with the thread, and measured
-// cheaper than a hash keyed by thread id.
+// cheaper than a hash keyed by thread id; kernels without it for tracing
+// programs (before 5.11) get the SYS_STATE_HASH build: an LRU hash keyed by
+// thread id, whose entry the thread's exit or exit_group removes (an entry
+// of a thread killed otherwise ages out of the LRU).
+#ifdef SYS_STATE_HASH
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct sys_task);
+} sys_tasks SEC(".maps");
+
+static __always_inline struct sys_task *task_state(bool create)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct sys_task *st = bpf_map_lookup_elem(&sys_tasks, &tid);
+	if (st || !create)
+		return st;
+	struct sys_task zero = {};
+	bpf_map_update_elem(&sys_tasks, &tid, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&sys_tasks, &tid);
+}
+
+static __always_inline void task_state_exit(void)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	bpf_map_delete_elem(&sys_tasks, &tid);
+}
+#else
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
 	__type(value, struct sys_task);
 } sys_tasks SEC(".maps");
+
+static __always_inline struct sys_task *task_state(bool create)
+{
+	return bpf_task_storage_get(&sys_tasks, bpf_get_current_task_btf(), 0,
+				    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+}
+
+static __always_inline void task_state_exit(void) {} // freed with the task
+#endif
 
 DEFINE_COUNTERS(sys);
 
@@ -83,8 +120,7 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 		flags = cfg->flags;
 		gen = cfg->gen;
 	}
-	struct sys_task *st = bpf_task_storage_get(&sys_tasks, bpf_get_current_task_btf(), 0,
-						   BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct sys_task *st = task_state(true);
 	if (!st)
 		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -101,6 +137,7 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 		// These never return: report them now.
 		st->ktime_ns = 0;
 		emit(now, 0, 0, pid_tgid >> 32, id);
+		task_state_exit();
 		return 0;
 	}
 	st->ktime_ns = now;
@@ -111,7 +148,7 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 SEC("raw_tp/sys_exit")
 int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
-	struct sys_task *st = bpf_task_storage_get(&sys_tasks, bpf_get_current_task_btf(), 0, 0);
+	struct sys_task *st = task_state(false);
 	if (!st || !st->ktime_ns) // not selected at entry
 		return 0;
 	__u64 start = st->ktime_ns;

@@ -5,6 +5,12 @@
 package syscalls
 
 import (
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/features"
+
 	"github.com/ebpfrec/ebpfrec/bpf"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers"
 )
@@ -49,7 +55,33 @@ func New(opts tracers.Options) *Tracer {
 		Event:          &Event{},
 		Decode:         tracers.Decoder(Decode),
 	}})
+	t.SetVariants(
+		tracers.Variant{Name: VariantTaskStorage, Spec: loadBpf, Check: checkTaskStorage},
+		tracers.Variant{Name: VariantHash, Spec: loadBpfHash,
+			Note: "per-thread state in an LRU hash of 65536 threads"},
+	)
 	return t
+}
+
+// The variants of the syscalls tracer's programs, newest first.
+const (
+	// VariantTaskStorage keeps each thread's state in task local storage
+	// (kernels from 5.11 on).
+	VariantTaskStorage = "task-storage"
+	// VariantHash keeps it in an LRU hash keyed by thread id.
+	VariantHash = "hash"
+)
+
+// checkTaskStorage reports whether raw tracepoint programs can use task
+// local storage (the map type and bpf_get_current_task_btf).
+func checkTaskStorage() error {
+	if err := features.HaveMapType(ebpf.TaskStorage); err != nil {
+		return fmt.Errorf("no task storage maps: %w", err)
+	}
+	if err := features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnGetCurrentTaskBtf); err != nil {
+		return fmt.Errorf("no bpf_get_current_task_btf for raw tracepoints: %w", err)
+	}
+	return nil
 }
 
 // Name returns "syscalls".
@@ -63,8 +95,8 @@ func (t *Tracer) Description() string {
 // AttachPoints lists where the tracer attaches.
 func (t *Tracer) AttachPoints() []string { return []string{"raw_tp/sys_enter", "raw_tp/sys_exit"} }
 
-// Supported checks for kernel BTF (the programs keep the start of each
-// syscall in task local storage) and the sys_enter and sys_exit tracepoints.
+// Supported checks for kernel BTF and the sys_enter and sys_exit
+// tracepoints.
 func (t *Tracer) Supported() error {
 	for _, n := range []string{"sys_enter", "sys_exit"} {
 		if err := tracers.CheckBTFTracepoint(n); err != nil {

@@ -53,8 +53,12 @@ func run(t *testing.T, opts tracers.Options, n int) (tracers.Builtin, *tracertes
 // N getpid events (returning its pid) and one exit_group are reported, and
 // every event is the child's.
 func TestSyscallsKnownWorkload(t *testing.T) {
+	tracertest.EachVariant(t, syscalls.Name, testSyscallsKnownWorkload)
+}
+
+func testSyscallsKnownWorkload(t *testing.T, variant string) {
 	const n = 5000
-	tr, rd, child, evs := run(t, tracers.Options{}, n)
+	tr, rd, child, evs := run(t, tracers.Options{Variant: variant}, n)
 	getpids, exits := 0, 0
 	for _, ev := range evs {
 		e := ev.(*syscalls.Event)
@@ -94,8 +98,12 @@ func TestSyscallsKnownWorkload(t *testing.T) {
 // TestSyscallsOverload: a one-page ring buffer that nobody reads during a
 // getpid storm overflows; the drop counter accounts for every lost event.
 func TestSyscallsOverload(t *testing.T) {
+	tracertest.EachVariant(t, syscalls.Name, testSyscallsOverload)
+}
+
+func testSyscallsOverload(t *testing.T, variant string) {
 	const n = 20000
-	tr, rd, _, evs := run(t, tracers.Options{RingbufSize: 4096, WakeupEvery: 1 << 20}, n)
+	tr, rd, _, evs := run(t, tracers.Options{RingbufSize: 4096, WakeupEvery: 1 << 20, Variant: variant}, n)
 	emitted, drops := tracertest.Counters(t, tr, syscalls.StreamSyscalls)
 	t.Logf("emitted %d received %d drops %d", emitted, len(evs), drops)
 	if drops == 0 || emitted < n {
@@ -156,8 +164,12 @@ func TestUseCollection(t *testing.T) {
 // exec that gives it the allowed comm on, not before (the cached selection
 // of the thread is recomputed after exec).
 func TestCommAfterExec(t *testing.T) {
+	tracertest.EachVariant(t, syscalls.Name, testCommAfterExec)
+}
+
+func testCommAfterExec(t *testing.T, variant string) {
 	f := tracertest.NewFilter(t)
-	tr := tracertest.Load(t, syscalls.Name, tracers.Options{Filter: f})
+	tr := tracertest.Load(t, syscalls.Name, tracers.Options{Filter: f, Variant: variant})
 	rd := tracertest.NewReader(t, tr, syscalls.StreamSyscalls)
 	bin := filepath.Join(t.TempDir(), "sc-true")
 	in, err := os.ReadFile("/bin/true")
