@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,7 +74,7 @@ func TestFollowWriterProcess(t *testing.T) {
 	dir := t.TempDir()
 	const n = 400
 	want := replaytest.Generate(t, t.TempDir(), n, store.WriterOptions{})
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWriter$", "-test.count=1")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "REPLAY_TEST_WRITER="+dir, "REPLAY_TEST_N="+strconv.Itoa(n))
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -102,17 +103,24 @@ func TestFollowWriterProcess(t *testing.T) {
 	compareFingerprints(t, onlyBatches(c.snapshot()), onlyBatches(want))
 }
 
-// TestHelperWriter is the writer process of TestFollowWriterProcess.
-func TestHelperWriter(t *testing.T) {
-	dir := os.Getenv("REPLAY_TEST_WRITER")
-	if dir == "" {
-		t.Skip("helper process of TestFollowWriterProcess")
-	}
+// helperWriter is the writer process of TestFollowWriterProcess, started
+// from TestMain.
+func helperWriter(dir string) {
 	n, _ := strconv.Atoi(os.Getenv("REPLAY_TEST_N"))
 	wopts := store.WriterOptions{MaxSegmentBytes: 64 << 10, FlushInterval: 5 * time.Millisecond, Sync: store.SyncNever}
-	replaytest.GenerateStep(t, dir, n, wopts, func(i int, w *store.Writer, _ []string) {
+	replaytest.GenerateStep(exitTB{}, dir, n, wopts, func(i int, w *store.Writer, _ []string) {
 		if i%25 == 0 {
 			time.Sleep(3 * time.Millisecond) // let the follower see partial states
 		}
 	})
+	os.Exit(0)
+}
+
+// exitTB ends the helper process on the first failure.
+type exitTB struct{}
+
+func (exitTB) Helper() {}
+func (exitTB) Fatal(args ...any) {
+	fmt.Fprintln(os.Stderr, args...)
+	os.Exit(1)
 }

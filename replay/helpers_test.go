@@ -3,6 +3,7 @@ package replay
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -112,4 +113,11 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 // genBench writes the synthetic mixed recording for benchmarks.
 func genBench(b *testing.B, dir string) {
 	replaytest.Generate(b, dir, 2000, store.WriterOptions{})
+}
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("REPLAY_TEST_WRITER"); dir != "" {
+		helperWriter(dir)
+	}
+	os.Exit(m.Run())
 }

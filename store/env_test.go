@@ -2,8 +2,10 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -118,17 +120,43 @@ func TestReadOnlyDirectory(t *testing.T) {
 	}
 }
 
+// TestReadOnlyDirectoryPermissions: Create in a directory the user may not
+// write to fails with a permission error. Root ignores directory
+// permissions, so as root the check runs in a child as nobody (setpriv).
 func TestReadOnlyDirectoryPermissions(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Skip("root ignores directory permissions; TestReadOnlyDirectory covers root")
-	}
 	dir := t.TempDir()
-	os.Chmod(dir, 0o500)
-	defer os.Chmod(dir, 0o700)
+	if os.Geteuid() != 0 {
+		os.Chmod(dir, 0o500)
+		defer os.Chmod(dir, 0o700)
+		if err := createIn(dir); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Fatalf("as root the test runs as nobody through setpriv (util-linux), not found: %v", err)
+	}
+	// nobody may enter the directory, not write to it.
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", os.Args[0])
+	cmd.Env = append(os.Environ(), envReadOnlyChild+"="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("as nobody: %v\n%s", err, out)
+	}
+}
+
+const envReadOnlyChild = "STORE_TEST_READONLY_DIR"
+
+// createIn checks that Create in dir fails with a permission error.
+func createIn(dir string) error {
 	_, err := Create(filepath.Join(dir, "rec"), testMeta(), WriterOptions{})
 	if err == nil || !errors.Is(err, os.ErrPermission) {
-		t.Fatalf("create in a read-only directory: %v", err)
+		return fmt.Errorf("create in a read-only directory: %v, want a permission error", err)
 	}
+	return nil
 }
 
 func TestVanishedDirectory(t *testing.T) {

@@ -117,6 +117,16 @@ func batchesEqual(t testing.TB, got, want *Batch) {
 func strconvU(v uint64) string { return fmt.Sprint(v) }
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(envCrashChild); dir != "" {
+		crashChild(dir)
+	}
+	if dir := os.Getenv(envReadOnlyChild); dir != "" {
+		if err := createIn(dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	code := m.Run()
 	if templateDir != "" {
 		os.RemoveAll(templateDir)

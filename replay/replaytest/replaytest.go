@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/ebpfrec/ebpfrec/bpf"
@@ -86,14 +85,21 @@ var (
 // Generate writes a synthetic recording of n batches into dir and
 // returns the fingerprints of its batches and its loss points in order
 // (loss points as "LOSS ..." lines). Everything depends on n only.
-func Generate(t testing.TB, dir string, n int, wopts store.WriterOptions) []string {
+func Generate(t TB, dir string, n int, wopts store.WriterOptions) []string {
 	t.Helper()
 	return GenerateStep(t, dir, n, wopts, nil)
 }
 
+// TB is the part of [testing.TB] that Generate uses, so that a helper
+// process started by a test (outside any test function) can call it too.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+}
+
 // GenerateStep is Generate calling step after each batch (and its
 // loss point), before the writer is closed.
-func GenerateStep(t testing.TB, dir string, n int, wopts store.WriterOptions, step func(i int, w *store.Writer, fps []string)) []string {
+func GenerateStep(t TB, dir string, n int, wopts store.WriterOptions, step func(i int, w *store.Writer, fps []string)) []string {
 	t.Helper()
 	if wopts.Sync == 0 {
 		wopts.Sync = store.SyncNever
