@@ -27,6 +27,7 @@ const (
 	mgrSlotRB     uint32 = 0
 	mgrSlotPerf   uint32 = 1
 	mgrSlotUprobe uint32 = 2
+	mgrSlotKprobe uint32 = 3
 )
 
 // mgrTestSpec returns the test program's spec with target_tgid set to tgid.
@@ -378,12 +379,77 @@ func countFDs(tb testing.TB) int {
 	return len(ents)
 }
 
-func TestManagerKprobeNotSupported(t *testing.T) {
+// TestManagerKprobe attaches count_kprobe at the entry, then at the
+// return, of do_sys_openat2, counts this process's opens exactly, detaches,
+// and counts nothing more; on a kernel without kprobes (this project's
+// host) both attachments fail with ErrNotSupported, saying so, and open
+// nothing.
+func TestManagerKprobe(t *testing.T) {
 	m := newTestManager(t)
 	loadTestColl(t, m, "k")
-	if kprobesAvailable() == nil {
-		t.Skip("this kernel has kprobes; the test is for kernels without")
+	if err := kprobesAvailable(); err != nil {
+		t.Logf("no kprobes here: %v", err)
+		testKprobesRefused(t, m)
+		return
 	}
+	const n = 25
+	const symbol = "do_sys_openat2"
+	var want uint64
+	for _, c := range []struct {
+		name   string
+		attach func(string, string, string) (link.Link, error)
+	}{{"kprobe", m.AttachKprobe}, {"kretprobe", m.AttachKretprobe}} {
+		l, err := c.attach("k", testdata.TestprogProgCountKprobe, symbol)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		id, hasID := linkIDIfAny(l)
+		openDevNull(t, n)
+		want += n
+		if got := readCounter(t, m.MapManager(), "k/counters", mgrSlotKprobe); got != want {
+			t.Errorf("%s: counted %d opens in all, want %d", c.name, got, want)
+		}
+		if err := m.DetachLink("k/" + testdata.TestprogProgCountKprobe + "@" + symbol); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if _, ok := kernelLinks(t)[id]; hasID && ok {
+			t.Errorf("%s: link %d still in the kernel after DetachLink", c.name, id)
+		}
+	}
+	openDevNull(t, n)
+	if got := readCounter(t, m.MapManager(), "k/counters", mgrSlotKprobe); got != want {
+		t.Errorf("counted %d opens after detaching, want %d", got, want)
+	}
+	if m.Stats().LinksActive != 0 {
+		t.Errorf("Stats = %+v", m.Stats())
+	}
+}
+
+// openDevNull opens and closes /dev/null n times.
+func openDevNull(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		f, err := os.Open("/dev/null")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+}
+
+// linkIDIfAny returns the kernel's ID of l, if it is a BPF link (kprobes
+// attached through perf events on older kernels are not).
+func linkIDIfAny(l link.Link) (link.ID, bool) {
+	info, err := l.Info()
+	if err != nil {
+		return 0, false
+	}
+	return info.ID, true
+}
+
+// testKprobesRefused checks that kprobe attachments fail clearly on a
+// kernel without kprobes, changing nothing.
+func testKprobesRefused(t *testing.T, m *Manager) {
 	before, fds := m.Stats(), countFDs(t)
 	for _, attach := range []func(string, string, string) (link.Link, error){m.AttachKprobe, m.AttachKretprobe} {
 		l, err := attach("k", testdata.TestprogProgCountKprobe, "do_sys_openat2")
@@ -530,16 +596,19 @@ func TestManagerRawAndBTFTracepoints(t *testing.T) {
 	}
 }
 
-// TestManagerFentryRefused documents that this kernel refuses fentry at
-// load time; on kernels that allow it the test attaches it instead.
+// TestManagerFentry loads fentry and fexit programs on getppid(2), counts
+// this process's calls exactly through each, detaches, and counts nothing
+// more; on a kernel that refuses fentry (locked down, as this project's
+// host) the load fails with EPERM or ErrNotSupported.
 func TestManagerFentry(t *testing.T) {
 	m := newTestManager(t)
-	spec := &ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{
-		"fe": {
-			Name: "fe", Type: ebpf.Tracing, AttachType: ebpf.AttachTraceFEntry, AttachTo: "__x64_sys_getppid",
-			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}, License: "GPL",
-		},
-	}}
+	spec, err := testdata.LoadTracing()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := spec.Variables[testdata.TracingVarTargetTgid].Set(uint32(os.Getpid())); err != nil {
+		t.Fatal(err)
+	}
 	if err := m.LoadSpec("fe", spec); err != nil {
 		t.Fatal(err)
 	}
@@ -547,12 +616,47 @@ func TestManagerFentry(t *testing.T) {
 		if !errors.Is(err, os.ErrPermission) && !errors.Is(err, ebpf.ErrNotSupported) {
 			t.Fatalf("fentry load failed with an unexpected error: %v", err)
 		}
-		t.Logf("fentry refused as expected here: %v", err)
+		t.Logf("fentry refused here: %v", err)
 		return
 	}
-	if _, err := m.AttachTracing("fe", "fe"); err != nil {
+	const n = 31
+	for key, prog := range []string{testdata.TracingProgCountFentry, testdata.TracingProgCountFexit} {
+		l, err := m.AttachTracing("fe", prog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := linkID(t, l)
+		for range n {
+			syscall.Getppid()
+		}
+		if got := sumPerCPU(t, m, "fe/"+testdata.TracingMapTracingHits, uint32(key)); got != n {
+			t.Errorf("%s: counted %d getppid calls, want %d", prog, got, n)
+		}
+		if err := m.DetachLink("fe/" + prog + "@__x64_sys_getppid"); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := kernelLinks(t)[id]; ok {
+			t.Errorf("%s: link %d still in the kernel after DetachLink", prog, id)
+		}
+		syscall.Getppid()
+		if got := sumPerCPU(t, m, "fe/"+testdata.TracingMapTracingHits, uint32(key)); got != n {
+			t.Errorf("%s: counted %d calls after detaching, want %d", prog, got, n)
+		}
+	}
+}
+
+// sumPerCPU sums key of a per-CPU map of uint64 over all CPUs.
+func sumPerCPU(t *testing.T, m *Manager, mapName string, key uint32) uint64 {
+	t.Helper()
+	var per []uint64
+	if err := m.MapManager().LookupMap(mapName, key, &per); err != nil {
 		t.Fatal(err)
 	}
+	var n uint64
+	for _, v := range per {
+		n += v
+	}
+	return n
 }
 
 // TestManagerConfigApplied checks that BTFPath and LogLevel reach the

@@ -8,94 +8,82 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/features"
 
 	"github.com/ebpfrec/ebpfrec/bpf/testdata"
 )
 
-// uprobeTargetC calls target() exactly argv[1] times, but only after it has
-// read one byte from stdin, so the test can attach a probe filtered on the
-// child's PID before any call.
-const uprobeTargetC = `
-#include <stdio.h>
-#include <stdlib.h>
-#include <unistd.h>
+// envUprobeCalls makes the test binary the uprobe target: it waits for a
+// byte on stdin (so the test can attach a probe filtered on its PID first),
+// then calls uprobeTarget that many times, prints the sum and exits. The
+// target is the test binary itself, so the test needs no C compiler and
+// runs wherever the tests run (the kernel matrix's VMs included).
+const envUprobeCalls = "BPF_TEST_UPROBE_CALLS"
 
-__attribute__((noinline, used)) int target(int x)
-{
-	__asm__ volatile("" ::: "memory");
-	return x + 1;
-}
+//go:noinline
+func uprobeTarget(x int) int { return x + 1 }
 
-int main(int argc, char **argv)
-{
-	char c;
-	if (argc != 2 || read(0, &c, 1) != 1)
-		return 2;
-	int n = atoi(argv[1]);
-	volatile int sum = 0;
-	for (int i = 0; i < n; i++)
-		sum += target(i);
-	printf("%d\n", sum);
-	return 0;
-}
-`
-
-// buildUprobeTarget compiles uprobeTargetC and returns the binary's path and
-// the file offset of target().
-func buildUprobeTarget(t *testing.T) (string, uint64) {
-	t.Helper()
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		t.Skip("gcc not installed")
+func TestMain(m *testing.M) {
+	if v := os.Getenv(envUprobeCalls); v != "" {
+		n, _ := strconv.Atoi(v)
+		var b [1]byte
+		if _, err := os.Stdin.Read(b[:]); err != nil {
+			os.Exit(2)
+		}
+		sum := 0
+		for i := range n {
+			sum += uprobeTarget(i)
+		}
+		fmt.Println(sum)
+		os.Exit(0)
 	}
-	dir := t.TempDir()
-	src := filepath.Join(dir, "target.c")
-	bin := filepath.Join(dir, "target")
-	if err := os.WriteFile(src, []byte(uprobeTargetC), 0o600); err != nil {
+	os.Exit(m.Run())
+}
+
+// uprobeTargetBinary returns the test binary's path and the file offset of
+// uprobeTarget in it.
+func uprobeTargetBinary(t *testing.T) (string, uint64) {
+	t.Helper()
+	bin, err := os.Executable()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(gcc, "-O1", "-o", bin, src).CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
-	}
-	off, err := symbolFileOffset(bin, "target")
+	off, err := addressFileOffset(bin, uint64(reflect.ValueOf(uprobeTarget).Pointer()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return bin, off
 }
 
-// symbolFileOffset returns the offset in the file of a function symbol:
-// its value minus its section's address plus the section's offset.
-func symbolFileOffset(path, name string) (uint64, error) {
+// addressFileOffset returns where in the ELF file path the code at virtual
+// address va lies, from the file's loadable segments (which a stripped
+// binary keeps too: go test strips its binaries' symbols).
+func addressFileOffset(path string, va uint64) (uint64, error) {
 	f, err := elf.Open(path)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
-	syms, err := f.Symbols()
-	if err != nil {
-		return 0, err
+	if f.Type != elf.ET_EXEC {
+		return 0, fmt.Errorf("%s is %s, not a position-dependent executable", path, f.Type)
 	}
-	for _, s := range syms {
-		if s.Name != name || elf.ST_TYPE(s.Info) != elf.STT_FUNC {
-			continue
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && p.Flags&elf.PF_X != 0 && va >= p.Vaddr && va < p.Vaddr+p.Filesz {
+			return va - p.Vaddr + p.Off, nil
 		}
-		if int(s.Section) >= len(f.Sections) {
-			return 0, fmt.Errorf("symbol %s in section %d", name, s.Section)
-		}
-		sec := f.Sections[s.Section]
-		return s.Value - sec.Addr + sec.Offset, nil
 	}
-	return 0, fmt.Errorf("no function %s in %s", name, path)
+	return 0, fmt.Errorf("address %#x is in no executable segment of %s", va, path)
 }
 
 func TestManagerAttachUprobe(t *testing.T) {
 	m := newTestManager(t)
-	bin, off := buildUprobeTarget(t)
+	bin, off := uprobeTargetBinary(t)
 	for _, c := range []struct {
 		name, section string
 		attachType    ebpf.AttachType
@@ -106,6 +94,12 @@ func TestManagerAttachUprobe(t *testing.T) {
 		{"uprobe_multi", "uprobe.multi", ebpf.AttachTraceUprobeMulti, ProgramUprobe},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			if c.attachType == ebpf.AttachTraceUprobeMulti {
+				if err := features.HaveBPFLinkUprobeMulti(); err != nil {
+					testUprobeRefused(t, m, c.name, bin, off, c.section, c.attachType, err)
+					return
+				}
+			}
 			testUprobe(t, m, c.name, bin, off, func(ps *ebpf.ProgramSpec) {
 				ps.SectionName, ps.AttachType = c.section, c.attachType
 			}, c.typ)
@@ -117,7 +111,8 @@ func TestManagerAttachUprobe(t *testing.T) {
 // with count_uprobe, adjusted by tweak, attached as collection coll.
 func testUprobe(t *testing.T, m *Manager, coll, bin string, off uint64, tweak func(*ebpf.ProgramSpec), typ ProgramType) {
 	const calls = 29
-	cmd := exec.Command(bin, fmt.Sprint(calls))
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), envUprobeCalls+"="+strconv.Itoa(calls))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -190,6 +185,36 @@ func testUprobe(t *testing.T, m *Manager, coll, bin string, off uint64, tweak fu
 	if _, err := m.AttachUprobe(coll, testdata.TestprogProgCountUprobe, filepath.Join(t.TempDir(), "missing"), off); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("uprobe on a missing file: %v, want os.ErrNotExist", err)
 	}
+	if m.Stats().LinksActive != 0 {
+		t.Errorf("Stats = %+v", m.Stats())
+	}
+}
+
+// testUprobeRefused checks, on a kernel without uprobe_multi links (before
+// 6.6), that a uprobe.multi program fails to load or attach with an error,
+// and leaves nothing attached.
+func testUprobeRefused(t *testing.T, m *Manager, coll, bin string, off uint64, section string, at ebpf.AttachType, why error) {
+	spec := mgrTestSpec(t, os.Getpid())
+	for name := range spec.Programs {
+		if name != testdata.TestprogProgCountUprobe {
+			delete(spec.Programs, name)
+		}
+	}
+	ps := spec.Programs[testdata.TestprogProgCountUprobe]
+	ps.SectionName, ps.AttachType = section, at
+	if err := m.LoadSpec(coll, spec); err != nil {
+		t.Fatal(err)
+	}
+	_, err := m.LoadCollection(coll, nil)
+	if err == nil {
+		var l interface{ Close() error }
+		l, err = m.AttachUprobe(coll, testdata.TestprogProgCountUprobe, bin, off)
+		if err == nil {
+			l.Close()
+			t.Fatalf("uprobe_multi attached on a kernel without it (%v)", why)
+		}
+	}
+	t.Logf("no uprobe_multi here (%v): %v", why, err)
 	if m.Stats().LinksActive != 0 {
 		t.Errorf("Stats = %+v", m.Stats())
 	}

@@ -3,3 +3,4 @@
 package testdata
 
 //go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64 -type test_event -output-stem testprog Testprog testprog.c -- -I../headers
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64 -output-stem tracing Tracing tracing.c -- -I../headers

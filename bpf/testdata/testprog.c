@@ -65,12 +65,19 @@ static __always_inline int selected(void)
 	return (bpf_get_current_pid_tgid() >> 32) == target_tgid;
 }
 
+// next_seq returns the slot's count and adds one. A plain read and write,
+// not __sync_fetch_and_add: an atomic add that returns the old value is a
+// BPF_FETCH instruction, which kernels before 5.12 reject ("BPF_STX uses
+// reserved fields"). The tests cause the events from one thread at a time
+// (the target process's syscalls, in sequence), so no two runs overlap.
 static __always_inline __u64 next_seq(__u32 slot)
 {
 	__u64 *c = bpf_map_lookup_elem(&counters, &slot);
 	if (!c)
 		return 0;
-	return __sync_fetch_and_add(c, 1);
+	__u64 v = *c;
+	*c = v + 1;
+	return v;
 }
 
 static __always_inline void fill(struct test_event *e, __u64 seq)

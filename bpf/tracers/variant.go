@@ -38,7 +38,7 @@ type VariantChoice struct {
 	PassedOver []string `json:"passed_over,omitempty"`
 	// Err is non-nil when no variant fits (or Options.Variant names one
 	// this kernel cannot run).
-	Err error `json:"-"`
+	Err  error `json:"-"`
 	spec func() (*ebpf.CollectionSpec, error)
 }
 
