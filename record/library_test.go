@@ -66,7 +66,8 @@ func TestRecordUserCollection(t *testing.T) {
 	}
 	dir := filepath.Join(t.TempDir(), "rec")
 	var fps bytes.Buffer
-	rec, err := New(Options{Dir: dir, Fingerprints: &fps})
+	started := make(chan struct{})
+	rec, err := New(Options{Dir: dir, Fingerprints: &fps, Started: func() { close(started) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,14 +103,12 @@ func TestRecordUserCollection(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() {
-		// Wait until the programs are attached (the recording exists), then emit.
-		for i := 0; i < 600; i++ {
-			if _, err := os.Stat(filepath.Join(dir, "000001.seg")); err == nil {
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
+		// Wait until the programs are attached, then emit.
+		select {
+		case <-started:
+		case <-ctx.Done():
+			return
 		}
-		time.Sleep(100 * time.Millisecond)
 		for i := 0; i < nRing; i++ {
 			syscall.Getppid()
 		}

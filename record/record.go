@@ -72,7 +72,11 @@ type Options struct {
 	LossInterval time.Duration
 	// Progress, if set, is called every ProgressInterval (default 1s) and
 	// once at the end.
-	Progress         func(Progress)
+	Progress func(Progress)
+	// Started, if set, is called once, when the recording is live: every
+	// program attached, every reader running, and the Command started.
+	// What happens from then on is recorded.
+	Started          func()
 	ProgressInterval time.Duration
 	// Log receives the recorder's log (nil: discarded).
 	Log *slog.Logger
@@ -228,6 +232,10 @@ type Summary struct {
 	// Aborted says the recording was stopped at once (Abort), without
 	// draining the buffers.
 	Aborted bool
+	// Skipped lists the built-in tracers this kernel cannot run, each with
+	// the reason ("tracer: reason"): the others recorded without them.
+	// A recording of one tracer alone fails instead.
+	Skipped []string
 }
 
 // Events sums the recorded events of every stream.

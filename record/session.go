@@ -28,6 +28,7 @@ type session struct {
 	w           *store.Writer
 	streams     []*streamState
 	cmd         *gatedCommand
+	skipped     []string // "tracer: reason" of the built-in tracers this kernel cannot run
 	commandExit int
 	started     time.Time
 	stopErr     chan error // the writer failed: stop the recording
@@ -61,8 +62,19 @@ func (s *session) run(ctx context.Context) (sum *Summary, err error) {
 	}
 	colls := append([]Collection(nil), s.rec.colls...)
 	for _, t := range s.rec.tracers {
-		if err := t.Supported(); err != nil {
-			return nil, fmt.Errorf("record: tracer %s cannot run on this kernel: %w", t.Name(), err)
+		err := t.Supported()
+		if err == nil {
+			err = t.Variant().Err
+		}
+		if err != nil {
+			// One tracer this kernel lacks does not stop the others; a
+			// recording of nothing else fails.
+			if len(s.rec.tracers)+len(s.rec.colls) == 1 {
+				return nil, fmt.Errorf("record: tracer %s cannot run on this kernel: %w", t.Name(), err)
+			}
+			log.Warn("record: skipping a tracer this kernel cannot run", "tracer", t.Name(), "reason", err)
+			s.skipped = append(s.skipped, t.Name()+": "+err.Error())
+			continue
 		}
 		c, err := s.rec.builtinCollection(t)
 		if err != nil {
@@ -120,6 +132,9 @@ func (s *session) run(ctx context.Context) (sum *Summary, err error) {
 		}
 	}
 	running = true
+	if s.opts.Started != nil {
+		s.opts.Started()
+	}
 	return s.loop(ctx, pidsDone)
 }
 
@@ -533,6 +548,7 @@ func (s *session) progress(final bool) {
 }
 
 func (s *session) finishSummary(sum *Summary) {
+	sum.Skipped = s.skipped
 	if segs, err := filepath.Glob(filepath.Join(s.opts.Dir, "*.seg")); err == nil {
 		sum.Segments = len(segs)
 	}
@@ -550,9 +566,10 @@ func dirSize(dir string) int64 {
 	return n
 }
 
-// explainPrivileges adds what to do to permission errors.
+// explainPrivileges adds what to do to permission errors of a user who is
+// not root (root's come from elsewhere: a verifier rejection, lockdown).
 func explainPrivileges(err error) error {
-	if errors.Is(err, os.ErrPermission) {
+	if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
 		return fmt.Errorf("%w (recording needs root, or CAP_BPF and CAP_PERFMON: run with sudo)", err)
 	}
 	return err

@@ -205,8 +205,16 @@ func liveCopyOnce(src, dst string) (bool, error) {
 	return liveHasSegMeta(dst), nil
 }
 
-// liveHasSegMeta says whether the bbolt file at path holds a segment's metadata.
+// liveHasSegMeta says whether the bbolt file at path holds a segment's
+// metadata. The file is a copy of a segment being written: a copy whose
+// meta page counts pages that the copy does not hold (the writer grew the
+// file while it was copied) fails checkPages, and is never mapped by bbolt,
+// where reading past its end would kill the process with SIGBUS (seen
+// under the kernel matrix's slow VMs).
 func liveHasSegMeta(path string) (ok bool) {
+	if _, fatal := checkPages(path); fatal {
+		return false
+	}
 	defer func() {
 		if recover() != nil {
 			ok = false

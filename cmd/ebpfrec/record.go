@@ -384,6 +384,9 @@ func printRecordSummary(w io.Writer, s *record.Summary) {
 	if s.Aborted {
 		fmt.Fprintln(w, "stopped at once: events still in the buffers were not read")
 	}
+	for _, sk := range s.Skipped {
+		fmt.Fprintf(w, "not recorded: tracer %s\n", sk)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "stream\tkind\tevents\tbatches\tbytes\tkernel lost\tringbuf dropped\tuser dropped\temitted\t")
 	lost := false
