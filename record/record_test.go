@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 	execrec "github.com/ebpfrec/ebpfrec/bpf/tracers/exec"
 	exitrec "github.com/ebpfrec/ebpfrec/bpf/tracers/exit"
 	openrec "github.com/ebpfrec/ebpfrec/bpf/tracers/open"
+	syscallsrec "github.com/ebpfrec/ebpfrec/bpf/tracers/syscalls"
 	tcprec "github.com/ebpfrec/ebpfrec/bpf/tracers/tcp"
 	"github.com/ebpfrec/ebpfrec/internal/kerneltest"
 	"github.com/ebpfrec/ebpfrec/store"
@@ -61,8 +64,10 @@ func decodeAll(t *testing.T, dir string) map[string][]tracers.Event {
 	return out
 }
 
-// A known workload run under Command: exactly its execs, opens, TCP
-// connections and exits are recorded, and every stream balances.
+// A known workload run under Command, recorded by the default tracers and
+// syscalls: exactly its execs, opens, TCP connections and exits are
+// recorded, every process that exits has its exit_group in the syscalls
+// stream, and every stream balances.
 func TestRecordCommandWorkload(t *testing.T) {
 	kerneltest.Require(t)
 	if _, err := exec.LookPath("bash"); err != nil {
@@ -109,7 +114,7 @@ exit 0
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []string{"exec", "exit", "open", "tcp"} {
+	for _, n := range []string{"exec", "exit", "open", "tcp", "syscalls"} {
 		if err := rec.AddBuiltin(n); err != nil {
 			t.Fatal(err)
 		}
@@ -178,11 +183,24 @@ exit 0
 		t.Errorf("TCP connects to the test listener: %d, want %d", connects, nTCP)
 	}
 	codes := map[uint8]int{}
+	exited := map[uint32]bool{}
 	for _, ev := range events["exit"] {
 		codes[ev.(*exitrec.Event).ExitCode]++
+		exited[ev.PID()] = true
 	}
 	if codes[3] != 1 {
 		t.Errorf("exits with code 3: %d, want 1 (exit codes %v)", codes[3], codes)
+	}
+	// Every process of the workload ends with exit_group(2): the two
+	// tracers see the same processes end.
+	exitGroups := map[uint32]bool{}
+	for _, ev := range events["syscalls"] {
+		if e := ev.(*syscallsrec.Event); e.Nr == syscallsrec.NRExitGroup {
+			exitGroups[e.Pid] = true
+		}
+	}
+	if len(exited) < nExec+2 || !maps.Equal(exited, exitGroups) {
+		t.Errorf("processes that exited %v, with exit_group %v: want the same, at least %d", slices.Sorted(maps.Keys(exited)), slices.Sorted(maps.Keys(exitGroups)), nExec+2)
 	}
 	rep, err := store.Verify(dir)
 	if err != nil || !rep.OK() {
