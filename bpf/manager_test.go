@@ -632,7 +632,7 @@ func TestManagerFentry(t *testing.T) {
 		if got := sumPerCPU(t, m, "fe/"+testdata.TracingMapTracingHits, uint32(key)); got != n {
 			t.Errorf("%s: counted %d getppid calls, want %d", prog, got, n)
 		}
-		if err := m.DetachLink("fe/" + prog + "@__x64_sys_getppid"); err != nil {
+		if err := m.DetachLink("fe/" + prog + "@" + spec.Programs[prog].AttachTo); err != nil {
 			t.Fatal(err)
 		}
 		if _, ok := kernelLinks(t)[id]; ok {

@@ -29,8 +29,14 @@ static __always_inline void hit(__u32 key)
 		*c += 1;
 }
 
-SEC("fentry/__x64_sys_getppid")
+#if defined(__TARGET_ARCH_arm64)
+#define GETPPID "__arm64_sys_getppid"
+#else
+#define GETPPID "__x64_sys_getppid"
+#endif
+
+SEC("fentry/" GETPPID)
 int BPF_PROG(count_fentry) { hit(0); return 0; }
 
-SEC("fexit/__x64_sys_getppid")
+SEC("fexit/" GETPPID)
 int BPF_PROG(count_fexit) { hit(1); return 0; }

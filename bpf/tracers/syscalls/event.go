@@ -27,12 +27,6 @@ func init() {
 	}
 }
 
-// Syscall numbers (x86_64) the tracer treats specially.
-const (
-	NRExit      = 60
-	NRExitGroup = 231
-)
-
 // Event is one syscall.
 type Event struct {
 	KtimeNs   uint64 `json:"ktime_ns" parquet:"ktime_ns" doc:"bpf_ktime_get_ns() at syscall entry (CLOCK_MONOTONIC)"`

@@ -12,8 +12,18 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+// Syscall numbers by architecture (bpf2go -target sets __TARGET_ARCH_*).
+#if defined(__TARGET_ARCH_arm64)
+#define NR_EXIT 93
+#define NR_EXIT_GROUP 94
+#define NR_EXECVE 221
+#define NR_EXECVEAT 281
+#else
 #define NR_EXIT 60
 #define NR_EXIT_GROUP 231
+#define NR_EXECVE 59
+#define NR_EXECVEAT 322
+#endif
 
 // Layout (host byte order), 32 bytes:
 //   0 ktime_ns u64 (entry), 8 latency_ns u64, 16 ret s64, 24 pid u32, 28 nr u32
@@ -107,9 +117,6 @@ static __always_inline void emit(__u64 start, __u64 latency, __s64 ret, __u32 pi
 	e->nr = nr;
 	bpf_ringbuf_submit(e, rb_flags(n));
 }
-
-#define NR_EXECVE 59
-#define NR_EXECVEAT 322
 
 SEC("raw_tp/sys_enter")
 int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
