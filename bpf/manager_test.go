@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -596,8 +597,8 @@ func TestManagerRawAndBTFTracepoints(t *testing.T) {
 	}
 }
 
-// TestManagerFentry loads fentry and fexit programs on getppid(2), counts
-// this process's calls exactly through each, detaches, and counts nothing
+// TestManagerFentry loads fentry and fexit programs on do_unlinkat, counts
+// this process's unlinks exactly through each, detaches, and counts nothing
 // more; on a kernel that refuses fentry (locked down, as this project's
 // host) the load fails with EPERM or ErrNotSupported.
 func TestManagerFentry(t *testing.T) {
@@ -626,11 +627,9 @@ func TestManagerFentry(t *testing.T) {
 			t.Fatal(err)
 		}
 		id, _ := linkID(t, l) // fentry links are BPF links on every kernel that has them
-		for range n {
-			syscall.Getppid()
-		}
+		unlinkN(t, n)
 		if got := sumPerCPU(t, m, "fe/"+testdata.TracingMapTracingHits, uint32(key)); got != n {
-			t.Errorf("%s: counted %d getppid calls, want %d", prog, got, n)
+			t.Errorf("%s: counted %d unlinks, want %d", prog, got, n)
 		}
 		if err := m.DetachLink("fe/" + prog + "@" + spec.Programs[prog].AttachTo); err != nil {
 			t.Fatal(err)
@@ -638,9 +637,24 @@ func TestManagerFentry(t *testing.T) {
 		if _, ok := kernelLinks(t)[id]; ok {
 			t.Errorf("%s: link %d still in the kernel after DetachLink", prog, id)
 		}
-		syscall.Getppid()
+		unlinkN(t, 1)
 		if got := sumPerCPU(t, m, "fe/"+testdata.TracingMapTracingHits, uint32(key)); got != n {
 			t.Errorf("%s: counted %d calls after detaching, want %d", prog, got, n)
+		}
+	}
+}
+
+// unlinkN creates and removes n files.
+func unlinkN(t *testing.T, n int) {
+	t.Helper()
+	dir := t.TempDir()
+	for i := range n {
+		p := filepath.Join(dir, strconv.Itoa(i))
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
