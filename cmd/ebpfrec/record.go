@@ -171,6 +171,11 @@ func recordAction(c *cli.Context) error {
 			return fmt.Errorf("stream %s: accounting mismatch: emitted %d != recorded %d + lost %d", s.Name, s.Emitted, s.Recorded, s.Lost())
 		}
 	}
+	// Like time and strace: the recorded command's status is ours, so a CI
+	// job wrapped in a recording still fails (128+N for a signal).
+	if sum.CommandExit > 0 {
+		return cli.Exit("", sum.CommandExit)
+	}
 	return nil
 }
 

@@ -142,3 +142,19 @@ func TestRecordMetricsEndpoint(t *testing.T) {
 		t.Fatalf("metrics do not show the open stream:\n%s", body)
 	}
 }
+
+// TestRecordReturnsCommandStatus: record -- CMD exits with CMD's status, as
+// time and strace do (128+N for a signal), so a wrapped CI job still fails.
+func TestRecordReturnsCommandStatus(t *testing.T) {
+	kerneltest.Require(t)
+	for _, c := range []struct {
+		script string
+		want   int
+	}{{"exit 0", 0}, {"exit 3", 3}, {"kill -TERM $$", 128 + 15}} {
+		dir := filepath.Join(t.TempDir(), "rec")
+		_, errOut, code := runCmd(t, "record", "--quiet", "--tracer", "exec", "-o", dir, "--", "/bin/sh", "-c", c.script)
+		if code != c.want {
+			t.Errorf("record -- sh -c %q: exit status %d, want %d (stderr %q)", c.script, code, c.want, errOut)
+		}
+	}
+}
