@@ -58,5 +58,11 @@ END {
       if (((k, p) in ended) && rc[k, p] != 0 && failed[k, p] == "") printf "%s %s: exit status %s\n", k, p, rc[k, p]
     }
   }
+  # One closing line over every kernel and package, in the form CI reads.
+  tp = tf = ts = 0
+  for (i = 1; i <= nk; i++) for (j = 1; j <= np; j++) {
+    tp += pass[kernels[i], pkgs[j]]; tf += fail[kernels[i], pkgs[j]]; ts += skip[kernels[i], pkgs[j]]
+  }
+  printf "\nmatrix: %d passed, %d failed, %d skipped\n", tp, tf, ts
   exit bad
 }
