@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ebpfrec/ebpfrec/bpf/tracers"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers/internal/tracertest"
@@ -95,7 +96,8 @@ func TestTCPKnownWorkload(t *testing.T) {
 		ln.Close()
 	}
 
-	evs := rd.Drain(t)
+	// The client's last transitions follow the server's close, in softirq.
+	evs := rd.DrainAtLeast(t, 2*k*len(clientLife), 30*time.Second)
 	// A socket's life starts with CLOSE->SYN_SENT and ends with ->CLOSE;
 	// lives of different sockets interleave (the server's goroutines
 	// acknowledge the FINs), and a closed socket's memory may be reused.
