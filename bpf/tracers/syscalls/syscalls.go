@@ -5,6 +5,7 @@
 package syscalls
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/cilium/ebpf"
@@ -73,12 +74,15 @@ const (
 )
 
 // checkTaskStorage reports whether raw tracepoint programs can use task
-// local storage (the map type and bpf_get_current_task_btf).
+// local storage (the map type and bpf_get_current_task_btf). Only a probe
+// that finds the feature missing passes the variant over: one that could
+// not run (no privileges, e.g. `ebpfrec tracers` as a user) keeps it, and
+// loading says what is wrong.
 func checkTaskStorage() error {
-	if err := features.HaveMapType(ebpf.TaskStorage); err != nil {
+	if err := features.HaveMapType(ebpf.TaskStorage); errors.Is(err, ebpf.ErrNotSupported) {
 		return fmt.Errorf("no task storage maps: %w", err)
 	}
-	if err := features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnGetCurrentTaskBtf); err != nil {
+	if err := features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnGetCurrentTaskBtf); errors.Is(err, ebpf.ErrNotSupported) {
 		return fmt.Errorf("no bpf_get_current_task_btf for raw tracepoints: %w", err)
 	}
 	return nil
