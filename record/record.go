@@ -284,6 +284,11 @@ func New(opts Options) (*Recorder, error) {
 		return nil, errors.New("record: no output directory")
 	}
 	opts.setDefaults()
+	for _, bs := range []int{opts.Ringbuf.BatchSize, opts.Perfbuf.BatchSize} {
+		if bs > store.MaxBatchEvents {
+			return nil, fmt.Errorf("record: batch size %d is more than a recording's batch may hold (%d events)", bs, store.MaxBatchEvents)
+		}
+	}
 	return &Recorder{opts: opts, abort: make(chan struct{})}, nil
 }
 

@@ -53,6 +53,13 @@ const (
 	// is refused by Append, and a record claiming more is corrupt.
 	maxBody = 256 << 20
 
+	// MaxBatchEvents caps the events of one batch: Append refuses more, and
+	// a record claiming more is damage. Each decoded event takes 64 bytes,
+	// so a batch decodes into at most 64 MiB of events beside its body; a
+	// record of 256 MiB of empty events (a 64 KiB zstd bomb) would
+	// otherwise claim 16 GiB.
+	MaxBatchEvents = 1 << 20
+
 	// compressMin is the smallest body worth trying to compress.
 	compressMin = 256
 
@@ -112,6 +119,9 @@ type batchStats struct {
 // appendBatchRecord appends the record of b to dst. scratch is a reusable
 // buffer for the uncompressed body; both are returned grown.
 func appendBatchRecord(dst, scratch []byte, b *Batch, stream uint16, compress bool) (out, scratchOut []byte, st batchStats, err error) {
+	if len(b.Events) > MaxBatchEvents {
+		return dst, scratch, st, fmt.Errorf("store: batch of stream %q has %d events, more than the format's %d", b.Stream, len(b.Events), MaxBatchEvents)
+	}
 	var flags byte = flagOneTime | flagOneCPU | flagNoLost
 	st.minT, st.maxT = math.MaxInt64, math.MinInt64
 	var t0 int64
@@ -169,9 +179,6 @@ func appendBatchRecord(dst, scratch []byte, b *Batch, stream uint16, compress bo
 		if len(body) > maxBody {
 			return dst, body, st, fmt.Errorf("store: batch of stream %q is larger than %d MiB", b.Stream, maxBody>>20)
 		}
-	}
-	if len(b.Events) > math.MaxUint32 {
-		return dst, body, st, errors.New("store: too many events in one batch")
 	}
 	out = appendRecord(dst, recBatch, flags, byte(b.Kind), b.Seq, stream, uint32(len(b.Events)), body, compress)
 	return out, body, st, nil
@@ -368,6 +375,9 @@ func (d *decoder) decodeBatch(h recHeader, body []byte, b *Batch) error {
 	}
 	if r.err != nil {
 		return r.err
+	}
+	if h.events > MaxBatchEvents {
+		return fmt.Errorf("event count %d exceeds the format's limit of %d", h.events, MaxBatchEvents)
 	}
 	// Every event takes at least one byte: cap the count by the body.
 	if int64(h.events) > int64(len(r.b)) {
