@@ -18,6 +18,7 @@ func TestDecompressionBombRefused(t *testing.T) {
 	// length byte per event.
 	body := make([]byte, 5+n)
 	rec := compressRecord(nil, appendRecord(nil, recBatch, flagOneTime|flagOneCPU|flagNoLost, byte(KindRingbuf), 1, 0, n, body, false))
+	t.Logf("bomb record: %d bytes", len(rec))
 	if len(rec) > 64<<10 || rec[9]&flagZstd == 0 {
 		t.Fatalf("bomb record: %d bytes, flags %#x: want a compressed record under 64 KiB", len(rec), rec[9])
 	}
