@@ -79,9 +79,16 @@ func OpenLive(dir string, opts ReaderOptions, fromSegment int, scratch string) (
 		os.RemoveAll(tmp)
 		return nil, fmt.Errorf("store: %w", err)
 	}
+	// Closed segments are read where they are; a segment being written is
+	// read from a consistent copy in tmp. Entries that are not segment
+	// files (links, FIFOs) are passed on unopened, to be reported.
+	var live []segFile
 	n := 0
 	for _, f := range sel {
-		dst := filepath.Join(tmp, filepath.Base(f.path))
+		if f.bad != nil {
+			live = append(live, f)
+			continue
+		}
 		locked, err := lockedByWriter(f.path)
 		if err != nil {
 			if os.IsNotExist(err) {
@@ -91,23 +98,18 @@ func OpenLive(dir string, opts ReaderOptions, fromSegment int, scratch string) (
 			return nil, fmt.Errorf("store: %s: %w", segName(f.index), err)
 		}
 		if !locked {
-			abs, err := filepath.Abs(f.path)
-			if err == nil {
-				err = os.Symlink(abs, dst)
-			}
-			if err != nil {
-				os.RemoveAll(tmp)
-				return nil, fmt.Errorf("store: %w", err)
-			}
+			live = append(live, f)
 			n++
 			continue
 		}
+		dst := filepath.Join(tmp, filepath.Base(f.path))
 		ok, err := snapshotSegment(f.path, dst)
 		if err != nil {
 			os.RemoveAll(tmp)
 			return nil, fmt.Errorf("store: %s: copying the segment being written: %w", segName(f.index), err)
 		}
 		if ok {
+			live = append(live, segFile{index: f.index, path: dst})
 			n++
 		}
 	}
@@ -115,7 +117,7 @@ func OpenLive(dir string, opts ReaderOptions, fromSegment int, scratch string) (
 		os.RemoveAll(tmp)
 		return nil, fmt.Errorf("store: %s: %w", dir, ErrNothingCommitted)
 	}
-	r, err := Open(tmp, opts)
+	r, err := openFiles(dir, live, opts)
 	if err != nil {
 		os.RemoveAll(tmp)
 		return nil, err

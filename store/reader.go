@@ -153,6 +153,12 @@ func Open(dir string, opts ReaderOptions) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
+	return openFiles(dir, files, opts)
+}
+
+// openFiles opens a Reader over the segment files files (in order) of the
+// recording in dir.
+func openFiles(dir string, files []segFile, opts ReaderOptions) (*Reader, error) {
 	r := &Reader{dir: dir, opts: opts, seek: math.MinInt64, from: math.MinInt64, to: math.MaxInt64}
 	r.dec.ring = opts.RingbufEvents
 	if len(opts.Streams) > 0 {
@@ -302,7 +308,12 @@ func (r *Reader) takePreload(path string) *loadedSeg {
 // inspectSegment reads a segment's metadata and closes it again.
 func inspectSegment(f segFile) (si SegmentInfo) {
 	si = SegmentInfo{Index: f.index, Path: f.path}
-	if fi, err := os.Stat(f.path); err == nil {
+	if f.bad != nil {
+		si.err = f.bad
+		si.Skipped = f.bad.Error()
+		return si
+	}
+	if fi, err := os.Lstat(f.path); err == nil {
 		si.Size = fi.Size()
 	}
 	defer panicOnFault()()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -90,7 +91,15 @@ const maxChunkValue = max(chunkValue, chunkValueV1)
 type segFile struct {
 	index int
 	path  string
+	// bad says why the entry cannot be a segment (a symbolic link, a
+	// FIFO, a device): it is reported as damage and never opened.
+	bad error
 }
+
+// errNotRegular: a segment name on something other than a regular file.
+// Following a link could read any file of the host (or /dev/zero for
+// ever), and opening a FIFO blocks.
+var errNotRegular = errors.New("not a regular file: refused")
 
 // listSegments lists the segment files of dir in order.
 func listSegments(dir string) ([]segFile, error) {
@@ -108,10 +117,29 @@ func listSegments(dir string) ([]segFile, error) {
 		if err != nil || n <= 0 {
 			continue
 		}
-		segs = append(segs, segFile{index: n, path: filepath.Join(dir, name)})
+		sf := segFile{index: n, path: filepath.Join(dir, name)}
+		if t := e.Type(); !t.IsRegular() {
+			sf.bad = fmt.Errorf("%w (%s)", errNotRegular, fileKind(t))
+		}
+		segs = append(segs, sf)
 	}
 	sort.Slice(segs, func(i, j int) bool { return segs[i].index < segs[j].index })
 	return segs, nil
+}
+
+// fileKind names a non-regular file type for errors.
+func fileKind(t fs.FileMode) string {
+	switch {
+	case t&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case t&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case t&fs.ModeSocket != 0:
+		return "a socket"
+	case t&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "type " + t.String()
 }
 
 func u64key(v uint64) []byte {
