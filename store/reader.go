@@ -183,6 +183,7 @@ func openFiles(dir string, files []segFile, opts ReaderOptions) (*Reader, error)
 		r.preloadNext()
 	}
 	inspectSegments(files[1:], r.segs[1:])
+	markForeign(r.segs)
 	for i, si := range r.segs {
 		if errors.Is(si.err, ErrNewerFormat) {
 			r.bg.stop()
@@ -196,6 +197,44 @@ func openFiles(dir string, files []segFile, opts ReaderOptions) (*Reader, error)
 		}
 	}
 	return r, nil
+}
+
+// errForeign: a segment of another recording among this one's.
+var errForeign = errors.New("belongs to another recording")
+
+// markForeign marks as damage (never delivered) the segments whose
+// metadata names another segment (a copy, or a renamed file) or whose
+// recording ID is not the recording's: the one most readable segments
+// carry, or on a tie the oldest segment's, so that a segment of another
+// recording saved among these is outnumbered. Readers that meet a copy
+// anyway see its sequence numbers go back (nextInSegment).
+func markForeign(sis []SegmentInfo) {
+	count := map[string]int{}
+	id := ""
+	for i := range sis {
+		if sis[i].err != nil {
+			continue
+		}
+		rid := sis[i].Meta.RecordingID
+		count[rid]++
+		if id == "" || count[rid] > count[id] {
+			id = rid
+		}
+	}
+	for i := range sis {
+		si := &sis[i]
+		if si.err == nil && si.Meta.RecordingID != id {
+			si.err = fmt.Errorf("%w (recording ID %q, this recording's is %q): not read", errForeign, si.Meta.RecordingID, id)
+			si.Skipped = si.err.Error()
+		}
+	}
+	for i := range sis {
+		si := &sis[i]
+		if si.err == nil && si.Meta.Segment != si.Index {
+			si.err = fmt.Errorf("metadata says it is %s (a copy or a renamed file): not read", segName(si.Meta.Segment))
+			si.Skipped = si.err.Error()
+		}
+	}
 }
 
 // inspectSegments inspects files into sis, on up to four goroutines when
@@ -759,6 +798,12 @@ func (r *Reader) nextInSegment() (b *Batch, err error) {
 				r.lastSeq = ce.Seq
 			}
 			return nil, ce
+		}
+		if r.known && h.seq <= r.lastSeq {
+			// Sequence numbers only increase through a recording: a record
+			// again (a copy of an earlier segment) is damage, and the rest
+			// of the segment is not delivered.
+			return nil, r.corrupt(fmt.Errorf("batch %d comes after batch %d: sequence numbers go back (a copy of an earlier segment?); the rest of the segment is not read", h.seq, r.lastSeq))
 		}
 		var gap *CorruptError
 		if h.seq > r.lastSeq+1 && r.known {

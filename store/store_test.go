@@ -17,7 +17,13 @@ import (
 // copies of what was written.
 func writeRecording(t testing.TB, dir string, n int, opts WriterOptions) []*Batch {
 	t.Helper()
-	w, err := Create(dir, testMeta(), opts)
+	return writeRecordingMeta(t, dir, testMeta(), n, opts)
+}
+
+// writeRecordingMeta is writeRecording with the recording's metadata.
+func writeRecordingMeta(t testing.TB, dir string, meta Meta, n int, opts WriterOptions) []*Batch {
+	t.Helper()
+	w, err := Create(dir, meta, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

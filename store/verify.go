@@ -67,11 +67,13 @@ func Verify(dir string) (*Report, error) {
 	var deleted *Deleted // the newest segment's deletion record
 	for i, f := range files {
 		infos[i] = inspectSegment(f)
-		if infos[i].deleted != nil {
+	}
+	markForeign(infos)
+	for i := range infos {
+		if infos[i].err == nil && infos[i].deleted != nil {
 			deleted = infos[i].deleted
 		}
 	}
-	var recID string
 	var expect uint64 // next expected sequence number, 0: unknown
 	prevIndex := 0
 	for i, f := range files {
@@ -116,14 +118,6 @@ func Verify(dir string) (*Report, error) {
 			rep.Segments = append(rep.Segments, si)
 			expect = 0
 			continue
-		}
-		if recID == "" {
-			recID = si.Meta.RecordingID
-		} else if si.Meta.RecordingID != recID {
-			add(0, "belongs to recording %q, not %q", si.Meta.RecordingID, recID)
-		}
-		if si.Meta.Segment != f.index {
-			add(0, "metadata says segment %d", si.Meta.Segment)
 		}
 		for _, msg := range checkStructure(f.path) {
 			add(0, "%s", msg)
