@@ -841,6 +841,11 @@ func (r *Reader) selectRecord(h *recHeader) (*Batch, error) {
 		}
 		return nil, nil
 	}
+	if k := s.kinds[h.stream]; Kind(h.kind) != k {
+		// Handlers take one kind of event per stream: a batch of another
+		// kind is damage, reported, not dropped.
+		return nil, &CorruptError{Segment: s.info.Index, Seq: h.seq, Err: fmt.Errorf("batch of kind %s in stream %q, which is declared %s: not delivered", Kind(h.kind), name, k)}
+	}
 	b := &r.batch
 	b.Stream = name
 	if r.from != math.MinInt64 || r.to != math.MaxInt64 || r.seek != math.MinInt64 {

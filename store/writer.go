@@ -427,6 +427,9 @@ func (w *Writer) Append(b *Batch) error {
 	if !ok {
 		return fmt.Errorf("store: batch of undeclared stream %q (declare it in Meta.Streams or with AddStream)", b.Stream)
 	}
+	if k := w.meta.Streams[id].Kind; b.Kind != k {
+		return fmt.Errorf("store: batch of kind %s for stream %q, which is declared %s", b.Kind, b.Stream, k)
+	}
 	if len(b.Ringbuf) > 0 {
 		return fmt.Errorf("store: batch of stream %q has its events in Ringbuf: Append stores Events (read without ReaderOptions.RingbufEvents to copy a recording)", b.Stream)
 	}
