@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -331,6 +332,37 @@ func appendComm(b []byte, comm string) []byte {
 	return b
 }
 
+// appendJSONString appends s as a JSON string: control bytes as \u00XX,
+// invalid UTF-8 as U+FFFD (strconv.AppendQuote writes Go escapes such as
+// \x1b, which JSON does not have; names come from the traced host).
+func appendJSONString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				b = append(b, `\ufffd`...)
+			} else {
+				b = append(b, s[i:i+size]...)
+			}
+			i += size
+			continue
+		}
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20 || c == 0x7f:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		default:
+			b = append(b, c)
+		}
+		i++
+	}
+	return append(b, '"')
+}
+
 func (p *printer) jsonEvent(b []byte, d *replay.Decoded) []byte {
 	b = append(b, `{"type":"event","time":"`...)
 	b = p.eventTime(d).AppendFormat(b, timeLayout)
@@ -341,13 +373,13 @@ func (p *printer) jsonEvent(b []byte, d *replay.Decoded) []byte {
 		b = append(b, "null"...)
 	}
 	b = append(b, `,"stream":`...)
-	b = strconv.AppendQuote(b, d.Stream.Name)
+	b = appendJSONString(b, d.Stream.Name)
 	b = append(b, `,"tracer":`...)
 	tracer := d.Stream.Tracer
 	if d.Event != nil {
 		tracer = d.Event.Tracer()
 	}
-	b = strconv.AppendQuote(b, tracer)
+	b = appendJSONString(b, tracer)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, d.Seq, 10)
 	if d.Event != nil {
@@ -376,11 +408,11 @@ func (p *printer) loss(lp store.LossPoint) {
 		b = append(b, `{"type":"loss","time":"`...)
 		b = lp.Time.UTC().AppendFormat(b, timeLayout)
 		b = append(b, `","cpu":null,"stream":`...)
-		b = strconv.AppendQuote(b, lp.Stream)
+		b = appendJSONString(b, lp.Stream)
 		b = append(b, `,"tracer":`...)
 		meta := p.r.Meta()
 		info, _ := meta.Stream(lp.Stream)
-		b = strconv.AppendQuote(b, info.Tracer)
+		b = appendJSONString(b, info.Tracer)
 		b = append(b, `,"seq":`...)
 		b = strconv.AppendUint(b, lp.Seq, 10)
 		b = append(b, `,"kernel_lost":`...)
