@@ -7,6 +7,8 @@ require (
 	github.com/urfave/cli/v2 v2.27.7
 )
 
+require golang.org/x/arch v0.33.0
+
 require (
 	github.com/andybalholm/brotli v1.2.3 // indirect
 	github.com/apache/arrow-go/v18 v18.8.0

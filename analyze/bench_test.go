@@ -6,12 +6,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ebpfrec/ebpfrec/analyze/internal/synth"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers/exec"
+	"github.com/ebpfrec/ebpfrec/bpf/tracers/proc"
+	"github.com/ebpfrec/ebpfrec/bpf/tracers/syscalls"
 	"github.com/ebpfrec/ebpfrec/store"
 )
 
@@ -159,7 +162,7 @@ func BenchmarkExportMixed(b *testing.B) {
 func BenchmarkWriterPath(b *testing.B) {
 	rec := execRecording(b)
 	dir := b.TempDir()
-	paths := []WriterPath{ParquetGo, ArrowParquet}
+	paths := []writerPath{parquetGo, arrowParquet}
 	best := []time.Duration{1 << 62, 1 << 62}
 	size := make([]int64, 2)
 	var events uint64
@@ -168,7 +171,7 @@ func BenchmarkWriterPath(b *testing.B) {
 		for j, p := range paths {
 			out := filepath.Join(dir, fmt.Sprint(p, i))
 			start := time.Now()
-			m, err := Export(context.Background(), rec, out, Options{WriterPath: p})
+			m, err := Export(context.Background(), rec, out, Options{writerPath: p})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -217,4 +220,136 @@ func benchExport(b *testing.B, rec string, opts Options) (*Manifest, string) {
 	}
 	b.StopTimer()
 	return m, out
+}
+
+// BenchmarkExportOrder times the export with each table's rows put in
+// time order (the default) against writing them as read (the export
+// before time order), alternately in each iteration so that load from
+// other processes hits both alike, on the exec recording and the mixed one
+// (every tracer). ratio is the best time-order rate over the best
+// recorded-order rate.
+func BenchmarkExportOrder(b *testing.B) {
+	for _, name := range []string{"exec", "mixed"} {
+		b.Run(name, func(b *testing.B) {
+			var rec string
+			if name == "exec" {
+				rec = execRecording(b)
+			} else {
+				rec, _ = mixed(b)
+			}
+			dir := b.TempDir()
+			best := []time.Duration{1 << 62, 1 << 62}
+			var events uint64
+			for i := 0; b.Loop(); i++ {
+				for j, recorded := range []bool{false, true} {
+					out := filepath.Join(dir, fmt.Sprint(j, i))
+					start := time.Now()
+					m, err := Export(context.Background(), rec, out, Options{recordedOrder: recorded})
+					if err != nil {
+						b.Fatal(err)
+					}
+					best[j] = min(best[j], time.Since(start))
+					events = m.Events
+					os.RemoveAll(out)
+				}
+			}
+			ev := float64(events)
+			b.ReportMetric(ev/best[0].Seconds(), "time-order-rows/s")
+			b.ReportMetric(ev/best[1].Seconds(), "recorded-order-rows/s")
+			b.ReportMetric(best[1].Seconds()/best[0].Seconds(), "ratio")
+		})
+	}
+}
+
+// procBenchRecording holds syscalls events of 2000 processes, each known
+// from the proc stream (a snapshot, then an exec halfway through: two
+// lives), for BenchmarkExportProcessJoin.
+func procBenchRecording(b *testing.B) string {
+	b.Helper()
+	dir := filepath.Join(b.TempDir(), "rec")
+	procInfo := store.StreamInfo{Name: proc.StreamProc, Tracer: proc.Name, Map: proc.MapEvents, Kind: store.KindRingbuf, EventType: proc.EventType}
+	w, err := store.Create(dir, synth.Meta("host", synth.Builtin(syscalls.Name), procInfo), store.WriterOptions{Sync: store.SyncNever})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const (
+		B      = synth.Boot
+		nProcs = 2000
+		nEv    = 200_000
+	)
+	at := func(kt uint64) time.Time { return synth.Start.Add(time.Duration(kt - B)) }
+	var procs []store.Event
+	for i := range uint32(nProcs) {
+		pid := 1000 + i
+		for _, ev := range []struct {
+			kind uint32
+			e    proc.Event
+		}{
+			{proc.KindSnapshot, proc.Event{KtimeNs: B, Pid: pid, Ppid: 1, Command: "sh", Exe: "/bin/sh", Args: []string{"sh"}, CgroupID: 7}},
+			{proc.KindExec, proc.Event{KtimeNs: B + nEv/2*1000, Pid: pid, Ppid: 1, Command: "worker", Exe: "/bin/worker", Args: []string{"worker"}, CgroupID: 7}},
+		} {
+			procs = append(procs, store.Event{Raw: proc.AppendRecord(nil, ev.kind, &ev.e), Timestamp: at(ev.e.KtimeNs), CPU: -1})
+		}
+	}
+	if err := w.Append(&store.Batch{Stream: proc.StreamProc, Kind: store.KindRingbuf, Events: procs}); err != nil {
+		b.Fatal(err)
+	}
+	var sys []store.Event
+	for i := range uint64(nEv) {
+		kt := B + 1 + i*1000
+		sys = append(sys, store.Event{Raw: synth.Syscall(kt, 10, 0, 1000+uint32(i*7919%nProcs), 39), Timestamp: at(kt), CPU: -1})
+		if len(sys) == 4096 || i == nEv-1 {
+			if err := w.Append(&store.Batch{Stream: syscalls.StreamSyscalls, Kind: store.KindRingbuf, Events: sys}); err != nil {
+				b.Fatal(err)
+			}
+			sys = sys[:0]
+		}
+	}
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return dir
+}
+
+// BenchmarkExportProcessJoin exports a recording whose every event
+// resolves to one of 2000 processes, with the process table and without
+// it (noProcesses: the columns left NULL), interleaved in each iteration
+// so that load from other processes hits both alike. join/plain is the
+// ratio of the fastest iterations' rows/s, join/plain-median the median
+// of the pairs' ratios (goal: at least 0.8).
+func BenchmarkExportProcessJoin(b *testing.B) {
+	rec := procBenchRecording(b)
+	dir := b.TempDir()
+	best := [2]time.Duration{1 << 62, 1 << 62}
+	var ratios []float64
+	var events uint64
+	b.ResetTimer()
+	for i := range b.N {
+		var took [2]time.Duration
+		// Alternate which goes first, so that neither always follows
+		// the other's garbage.
+		for j := range 2 {
+			k := (i + j) % 2
+			out := filepath.Join(dir, fmt.Sprintf("%d-%d", i, k))
+			t0 := time.Now()
+			m, err := Export(context.Background(), rec, out, Options{noProcesses: k == 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			took[k] = time.Since(t0)
+			best[k] = min(best[k], took[k])
+			events = m.Events
+			os.RemoveAll(out)
+		}
+		ratios = append(ratios, took[1].Seconds()/took[0].Seconds())
+	}
+	b.StopTimer()
+	ev := float64(events)
+	b.ReportMetric(ev/best[0].Seconds(), "join-rows/s")
+	b.ReportMetric(ev/best[1].Seconds(), "plain-rows/s")
+	b.ReportMetric(best[1].Seconds()/best[0].Seconds(), "join/plain")
+	// The host's noise moves single iterations by 10 % and more: the
+	// median of the pairs' ratios says more than the best of each.
+	slices.Sort(ratios)
+	b.ReportMetric(ratios[len(ratios)/2], "join/plain-median")
 }

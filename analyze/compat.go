@@ -3,23 +3,17 @@ package analyze
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 
+	"github.com/ebpfrec/ebpfrec/bpf/tracers"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers/exec"
 )
 
-// execV1Size is the size of struct exec_event before the exec tracer
-// recorded arguments: the current layout up to filename_trunc, then 4 bytes
-// of padding where args_len now is, then nothing. Recordings made then
-// still decode: the event is padded with zeros (args_len 0: no arguments).
-const execV1Size = 304
-
-// execV1Data is the end of v1's fields (the padding after it is ignored).
-const execV1Data = 300
-
 // The layout of struct exec_event (bpf/tracers/exec/event.go) that the fast
-// path below knows; any other EventSize uses exec.Decode alone.
+// path below knows; events of any other size, earlier layouts included,
+// and any other exec.EventSize use exec.Decode, which knows every layout.
 const (
-	execSize        = 560
+	execSize        = 568
 	execOffPID      = 8
 	execOffPPID     = 12
 	execOffUID      = 16
@@ -29,6 +23,7 @@ const (
 	execOffTrunc    = 296
 	execOffArgsLen  = 300
 	execOffArgs     = 304
+	execOffCPU      = 560
 	execArgsMax     = 256
 )
 
@@ -39,26 +34,20 @@ const maxInterned = 1 << 16
 // trip tests check it against the tracer's Decode), but interns comm,
 // filename and argv: an exec table is very repetitive, and without the
 // three to five allocations per event the export runs at about twice the
-// rate. It also decodes the previous (v1) layout.
+// rate. Events of earlier layouts go to exec.Decode.
 type execDecoder struct {
-	pad   []byte
-	old   uint64 // events of the previous layout
+	old   uint64 // events of an earlier layout (for a warning)
 	strs  map[string]string
 	argvs map[string][]string
 }
 
 func (d *execDecoder) decode(raw []byte, ev *exec.Event) error {
-	if len(raw) == execV1Size && execV1Size < exec.EventSize {
-		if d.pad == nil {
-			d.pad = make([]byte, exec.EventSize)
-		}
-		copy(d.pad, raw[:execV1Data])
-		clear(d.pad[execV1Data:])
-		d.old++
-		raw = d.pad
-	}
 	if exec.EventSize != execSize || len(raw) < execSize {
-		return exec.Decode(raw, ev)
+		err := exec.Decode(raw, ev)
+		if err == nil && len(raw) < exec.EventSize {
+			d.old++
+		}
+		return err
 	}
 	comm, ok1 := cstring(raw[execOffComm:execOffFilename])
 	filename, ok2 := cstring(raw[execOffFilename:execOffTrunc])
@@ -77,7 +66,16 @@ func (d *execDecoder) decode(raw []byte, ev *exec.Event) error {
 	ev.Command = d.intern(comm)
 	ev.Filename = d.intern(filename)
 	ev.Args = d.argv(raw[execOffArgs : execOffArgs+int(min(n, execArgsMax))])
+	ev.CPU = tracers.CPU(ne.Uint32(raw[execOffCPU:]))
 	return nil
+}
+
+// exportWarning says how many events had an earlier layout.
+func (d *execDecoder) exportWarning() string {
+	if d.old == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d exec events have an earlier layout, of an older exec tracer: what it did not record (arguments, cpu) is exported empty", d.old)
 }
 
 // cstring returns the bytes of b up to its first NUL; false if none.

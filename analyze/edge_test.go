@@ -1,13 +1,18 @@
 package analyze
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,7 +20,13 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/ebpfrec/ebpfrec/analyze/internal/synth"
+	"github.com/ebpfrec/ebpfrec/analyze/internal/tablesink"
+	"github.com/ebpfrec/ebpfrec/analyze/manifest"
+	"github.com/ebpfrec/ebpfrec/analyze/query"
 	execTracer "github.com/ebpfrec/ebpfrec/bpf/tracers/exec"
+	"github.com/ebpfrec/ebpfrec/bpf/tracers/open"
+	"github.com/ebpfrec/ebpfrec/bpf/tracers/proc"
+	tcpTracer "github.com/ebpfrec/ebpfrec/bpf/tracers/tcp"
 	"github.com/ebpfrec/ebpfrec/internal/kerneltest"
 	"github.com/ebpfrec/ebpfrec/store"
 )
@@ -236,10 +247,12 @@ func TestForceAndExisting(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Twice: refused, the first export untouched.
-	if _, err := Export(ctx, rec, out, Options{}); !errors.Is(err, ErrExists) {
-		t.Fatalf("second export: %v", err)
+	// The error names the option as well as the command's flag: a
+	// library's caller has no --force.
+	if _, err := Export(ctx, rec, out, Options{}); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "Options.Force") {
+		t.Fatalf("second export: %v, want ErrExists naming Options.Force", err)
 	}
-	if !IsExport(out) {
+	if !manifest.IsExport(out) {
 		t.Fatal("first export gone")
 	}
 	// --force replaces it whole: nothing of the partitioned layout is left.
@@ -278,6 +291,23 @@ func TestForceAndExisting(t *testing.T) {
 	// Into the recording: refused.
 	if _, err := Export(ctx, rec, filepath.Join(rec, "x"), Options{}); !errors.Is(err, ErrExists) {
 		t.Errorf("export into the recording: %v", err)
+	}
+}
+
+// TestExportNotARecording: a folder that holds no recording is said to be
+// one, also when the output would be inside it (ebpfrec export -o
+// /tmp/nu/x1 /tmp said "/tmp/nu/x1 is inside the recording /tmp" before
+// the recording was opened first), and nothing is written.
+func TestExportNotARecording(t *testing.T) {
+	notRec := t.TempDir()
+	for _, out := range []string{filepath.Join(notRec, "out"), filepath.Join(t.TempDir(), "out")} {
+		_, err := Export(context.Background(), notRec, out, Options{})
+		if err == nil || !strings.Contains(err.Error(), notRec+" holds no recording") || strings.Contains(err.Error(), "inside the recording") {
+			t.Errorf("export of a folder without a recording to %s: %v; want it said that it holds none", out, err)
+		}
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Errorf("%s: %v; want nothing written", out, err)
+		}
 	}
 }
 
@@ -360,13 +390,13 @@ func TestPartitionByDay(t *testing.T) {
 	db := openDB(t, filepath.Join(fleet, "rec-web-1"))
 	q := "SELECT host, date, count(*) FROM read_parquet('" + fleet + "/*/host=*/date=*/exec.parquet', hive_partitioning = true) " +
 		"WHERE date = DATE '2026-11-25' GROUP BY ALL ORDER BY host"
-	res, err := Query(context.Background(), db, q)
+	res, err := query.Query(context.Background(), db, q)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []string
 	for _, r := range res.Rows {
-		got = append(got, FormatValue(r[0], "")+" "+FormatValue(r[1], res.Types[1])+" "+FormatValue(r[2], ""))
+		got = append(got, query.FormatValue(r[0], "")+" "+query.FormatValue(r[1], res.Types[1])+" "+query.FormatValue(r[2], ""))
 	}
 	if s := strings.Join(got, "; "); s != "db/2 2026-11-25 2; web-1 2026-11-25 2" {
 		t.Errorf("fleet query: %s", s)
@@ -407,8 +437,33 @@ func TestArrowFormat(t *testing.T) {
 	if s := r.Schema().Field(0).Type.String(); s != "timestamp[ns, tz=UTC]" {
 		t.Errorf("time column type %s", s)
 	}
-	if _, _, err := OpenDB(context.Background(), out); err == nil || !strings.Contains(err.Error(), "Parquet") {
+	if _, _, err := query.OpenDB(context.Background(), out); err == nil || !strings.Contains(err.Error(), "Parquet") {
 		t.Errorf("query over an Arrow export: %v", err)
+	}
+}
+
+// TestArrowNotLinked: without analyze/arrowexport linked (as in the lean
+// recorder), an Arrow export is refused before anything is written, with
+// ErrFormatNotLinked and the program that writes Arrow; Parquet is
+// unaffected. (These tests link it: it is unregistered for the test.)
+func TestArrowNotLinked(t *testing.T) {
+	f := tablesink.Lookup(FormatArrow)
+	if f == nil {
+		t.Fatal("analyze/arrowexport is not linked into the tests")
+	}
+	tablesink.Register(FormatArrow, nil)
+	defer tablesink.Register(FormatArrow, f)
+	rec, _ := mixed(t)
+	out := filepath.Join(t.TempDir(), "out")
+	_, err := Export(context.Background(), rec, out, Options{Format: FormatArrow})
+	if !errors.Is(err, ErrFormatNotLinked) || !strings.Contains(err.Error(), "ebpfrec-query") || !strings.Contains(err.Error(), "analyze/arrowexport") {
+		t.Errorf("Arrow export without arrowexport: %v", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("refused export left %s: %v", out, err)
+	}
+	if _, err := Export(context.Background(), rec, out, Options{}); err != nil {
+		t.Errorf("Parquet export: %v", err)
 	}
 }
 
@@ -421,7 +476,7 @@ func TestExecV1Layout(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := execTracer.Event{KtimeNs: synth.Boot, Pid: 7, Command: "old", Filename: "/bin/old", Args: []string{"ignored"}}
-	raw := synth.Exec(&ev)[:execV1Size]
+	raw := synth.Exec(&ev)[:304]
 	if err := w.Append(&store.Batch{Stream: "exec", Kind: store.KindRingbuf, Events: []store.Event{{Raw: raw, Timestamp: synth.Start, CPU: -1}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -494,14 +549,14 @@ func TestStaleLossSnapshots(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, _ := export(t, rec, Options{})
-	if n := one[uint64](t, openDB(t, out), "SELECT sum(ringbuf_dropped) FROM losses"); n != 12 {
+	if n := one[uint64](t, openDB(t, out), "SELECT sum(kernel_lost_ringbuf) FROM losses"); n != 12 {
 		t.Errorf("ring buffer drops %d, want 12", n)
 	}
 	s, err := Summarize(t.Context(), rec, SummaryOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Loss) != 1 || s.Loss[0].RingbufDropped != 12 {
+	if len(s.Loss) != 1 || s.Loss[0].KernelLostRingbuf != 12 {
 		t.Fatalf("summary loss %+v", s.Loss)
 	}
 	var sum uint64
@@ -524,7 +579,7 @@ func TestQueryFleet(t *testing.T) {
 		}
 	}
 	os.MkdirAll(filepath.Join(fleet, "not-an-export"), 0o700)
-	db, m, err := OpenDB(ctx, fleet)
+	db, m, err := query.OpenDB(ctx, fleet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -542,7 +597,7 @@ func TestQueryFleet(t *testing.T) {
 	if _, err := Export(ctx, rec, filepath.Join(fleet, "flat"), Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := OpenDB(ctx, fleet); err == nil || !strings.Contains(err.Error(), "mixes partitioned and flat") {
+	if _, _, err := query.OpenDB(ctx, fleet); err == nil || !strings.Contains(err.Error(), "mixes partitioned and flat") {
 		t.Errorf("mixed fleet: %v", err)
 	}
 }
@@ -578,5 +633,179 @@ func TestEventTypeMismatch(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(s.Warnings, "\n"), "recorded as event type exec.Event/0") {
 		t.Errorf("summary warnings %q", s.Warnings)
+	}
+}
+
+// TestNotUTF8Exported: names on Linux are bytes. An export of process and
+// file names, arguments and metadata that are not UTF-8 is readable by
+// DuckDB (which refuses a Parquet file holding a string that is not: every
+// query of the table failed), each bad byte is U+FFFD, the other values are
+// exact, and a warning counts the values changed.
+func TestNotUTF8Exported(t *testing.T) {
+	rec := filepath.Join(t.TempDir(), "bytes")
+	meta := synth.Meta("h\xff", synth.Builtin("exec"), synth.Builtin("open"))
+	meta.CommandLine = []string{"ebpfrec", "--x=\xfe"}
+	w, err := store.Create(rec, meta, store.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := execTracer.Event{KtimeNs: synth.Boot, Pid: 1, Command: "a\xffb", Filename: "/bin/\xc3", Args: []string{"ok", "\xff\xfe"}}
+	op := open.Event{KtimeNs: synth.Boot + 1, Pid: 1, Command: "clean", Path: "/tmp/\x80x\x1b"}
+	if err := w.Append(&store.Batch{Stream: "exec", Kind: store.KindRingbuf, Events: []store.Event{{Raw: synth.Exec(&ex), Timestamp: synth.Start, CPU: -1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Append(&store.Batch{Stream: "open", Kind: store.KindRingbuf, Events: []store.Event{{Raw: synth.Open(&op, open.NROpenat), Timestamp: synth.Start, CPU: -1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []Format{FormatParquet, FormatArrow} {
+		out, m := export(t, rec, Options{Format: f})
+		// comm, filename, args, path: 4 values (the store keeps its
+		// metadata as JSON, so host and command line read back as UTF-8).
+		if !slices.ContainsFunc(m.Warnings, func(w string) bool { return strings.HasPrefix(w, "4 text values ") }) {
+			t.Errorf("%s: warnings %q lack the count of 4 values made UTF-8", f, m.Warnings)
+		}
+		if f == FormatArrow {
+			continue // DuckDB reads Parquet exports
+		}
+		db := openDB(t, out)
+		got := rowsOf(t, db, "SELECT comm, filename, args::VARCHAR FROM exec UNION ALL SELECT comm, path, '' FROM open UNION ALL SELECT host, command_line::VARCHAR, '' FROM recording")
+		want := []string{"a\ufffdb /bin/\ufffd [ok, \ufffd\ufffd]", "clean /tmp/\ufffdx\x1b ", "h\ufffd [ebpfrec, '--x=\ufffd'] "}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("values read back:\n got %q\nwant %q", got, want)
+		}
+	}
+}
+
+// startHangingExport starts a helper process exporting rec into out, and
+// returns once it has its temporary folder, with rows written; it waits
+// there to be killed.
+func startHangingExport(t *testing.T, rec, out string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envHangExport+"="+rec, envHangOut+"="+out)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if line != "exporting\n" {
+		t.Fatalf("helper export: %q, %v; stderr: %s", line, err, stderr.String())
+	}
+	return cmd
+}
+
+// TestKilledExportLeftoverRemoved: an export killed (SIGKILL) leaves its
+// hidden temporary folder, which the next export to the same output
+// removes; while the export runs, a concurrent export to that output
+// leaves its folder alone (it is locked, not old).
+func TestKilledExportLeftoverRemoved(t *testing.T) {
+	rec, _ := mixed(t)
+	parent := t.TempDir()
+	out := filepath.Join(parent, "out")
+	running := startHangingExport(t, rec, out)
+	tmps, _ := filepath.Glob(filepath.Join(parent, ".out.tmp-*"))
+	if len(tmps) != 1 {
+		t.Fatalf("temporary folders of the running export: %v", tmps)
+	}
+	if files, _ := filepath.Glob(filepath.Join(tmps[0], "*.parquet")); len(files) == 0 {
+		t.Fatalf("the running export has written no file in %s", tmps[0])
+	}
+	// Concurrent: both finish their own export; the running one's
+	// folder stays.
+	if _, err := Export(context.Background(), rec, out, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(tmps[0]); err != nil {
+		t.Fatalf("a concurrent export removed the folder of the running one: %v", err)
+	}
+	// Killed: the folder stays behind...
+	if err := running.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := running.Wait(); err == nil {
+		t.Fatal("the helper export was not killed")
+	}
+	if _, err := os.Stat(tmps[0]); err != nil {
+		t.Fatalf("the killed export's folder is gone before any cleanup: %v", err)
+	}
+	// ...until the next export to out, which removes it.
+	if _, err := Export(context.Background(), rec, out, Options{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if left := leftovers(t, parent, "out"); len(left) != 0 {
+		t.Errorf("left after the next export: %v", left)
+	}
+	if !manifest.IsExport(out) {
+		t.Error("no export in out")
+	}
+}
+
+// TestTCPUnknownOwner: a tcp event whose owner the tracer could not know
+// (pid 0, comm "") exports NULL pid and comm, not process 0, and NULL
+// resolved columns even where the process table describes a pid 0; a known
+// owner exports as it is, resolved; every row has the CPU its event
+// recorded.
+func TestTCPUnknownOwner(t *testing.T) {
+	rec := filepath.Join(t.TempDir(), "owners")
+	procInfo := store.StreamInfo{Name: proc.StreamProc, Tracer: proc.Name, Map: proc.MapEvents, Kind: store.KindRingbuf, EventType: proc.EventType}
+	w, err := store.Create(rec, synth.Meta("h", synth.Builtin("tcp"), procInfo), store.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, dst := netip.MustParseAddrPort("127.0.0.1:80"), netip.MustParseAddrPort("127.0.0.1:40000")
+	evs := []store.Event{
+		{Raw: synth.TCP(synth.Boot, 1, 0, "", src, dst, tcpTracer.Established, tcpTracer.CloseWait), Timestamp: synth.Start, CPU: -1},
+		{Raw: synth.TCP(synth.Boot+1, 1, 42, "srv", src, dst, tcpTracer.CloseWait, tcpTracer.LastAck), Timestamp: synth.Start, CPU: -1},
+	}
+	snap := func(pid uint32, comm string) store.Event {
+		ev := proc.Event{KtimeNs: synth.Boot - 10, Pid: pid, Ppid: 1, Command: comm, Exe: "/bin/" + comm, CgroupID: 9}
+		return store.Event{Raw: proc.AppendRecord(nil, proc.KindSnapshot, &ev), Timestamp: synth.Start, CPU: -1}
+	}
+	for _, b := range []*store.Batch{
+		{Stream: "tcp", Kind: store.KindRingbuf, Events: evs},
+		{Stream: proc.StreamProc, Kind: store.KindRingbuf, Events: []store.Event{snap(0, "swapper"), snap(42, "srv")}},
+	} {
+		if err := w.Append(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []writerPath{parquetGo, arrowParquet} {
+		out, _ := export(t, rec, Options{writerPath: path})
+		db := openDB(t, out)
+		if s := one[string](t, db, "SELECT string_agg(coalesce(CAST(pid AS VARCHAR), 'NULL') || ' ' || coalesce(comm, 'NULL') || ' ' || coalesce(CAST(cpu AS VARCHAR), 'NULL'), ', ' ORDER BY ktime_ns) FROM tcp"); s != "NULL NULL 0, 42 srv 0" {
+			t.Errorf("%s: tcp owners %q, want \"NULL NULL 0, 42 srv 0\"", path, s)
+		}
+		got := strs(t, queryT(t, db, "SELECT pid, ppid, cgroup_id, container_id, exe FROM tcp ORDER BY ktime_ns"))
+		if want := []string{"NULL NULL NULL NULL NULL", "42 1 9  /bin/srv"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: resolved owners %q, want %q", path, got, want)
+		}
+	}
+}
+
+// TestNoOutputFolder: Export with out "" says that no output folder was
+// given (ErrNoOutput), where it exported in full and then failed with
+// "output folder exists:  (it appeared during the export)".
+func TestNoOutputFolder(t *testing.T) {
+	rec, _ := mixed(t)
+	wd := t.TempDir()
+	t.Chdir(wd)
+	if _, err := Export(context.Background(), rec, "", Options{}); !errors.Is(err, ErrNoOutput) || errors.Is(err, ErrExists) {
+		t.Fatalf("Export to \"\": %v, want ErrNoOutput", err)
+	}
+	if left, _ := os.ReadDir(wd); len(left) != 0 {
+		t.Errorf("the working directory holds %d entries after the refused export", len(left))
 	}
 }

@@ -1,56 +1,72 @@
 package analyze
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
-	"sort"
 	"strings"
 	"time"
 
-	"github.com/ebpfrec/ebpfrec/bpf/tracers/exec"
-	"github.com/ebpfrec/ebpfrec/bpf/tracers/exit"
-	"github.com/ebpfrec/ebpfrec/bpf/tracers/open"
-	"github.com/ebpfrec/ebpfrec/bpf/tracers/syscalls"
-	"github.com/ebpfrec/ebpfrec/bpf/tracers/tcp"
+	"github.com/ebpfrec/ebpfrec/analyze/internal/tablesink"
+	"github.com/ebpfrec/ebpfrec/analyze/manifest"
+	"github.com/ebpfrec/ebpfrec/bpf/btflayout"
+	"github.com/ebpfrec/ebpfrec/bpf/tracers/proc"
+	"github.com/ebpfrec/ebpfrec/internal/proctable"
+	"github.com/ebpfrec/ebpfrec/internal/tmpdir"
+	"github.com/ebpfrec/ebpfrec/replay"
 	"github.com/ebpfrec/ebpfrec/store"
 )
 
-// Format is the file format of an export.
-type Format string
+// Format is the file format of an export (see package manifest, which
+// reads exports without linking this package's writers).
+type Format = manifest.Format
 
 // Formats.
 const (
-	FormatParquet Format = "parquet"
-	FormatArrow   Format = "arrow"
+	FormatParquet = manifest.FormatParquet
+	FormatArrow   = manifest.FormatArrow
 )
 
-// ManifestFile is the name of the manifest in an export folder, written last.
-const ManifestFile = "export.json"
+// Manifest describes a complete export; Export writes it last, as
+// manifest.File (export.json), and manifest.Read reads it back, checked.
+type Manifest = manifest.Manifest
 
-// ManifestVersion is the version of the manifest this package writes.
-const ManifestVersion = 1
+// TableFiles is one table of an export.
+type TableFiles = manifest.TableFiles
 
 // Errors of Export.
 var (
 	// ErrExists: the output folder already holds an export (Force replaces
 	// it) or other files (never replaced).
 	ErrExists = errors.New("output folder exists")
+	// ErrNoOutput: Export was given no output folder ("").
+	ErrNoOutput = errors.New("no output folder")
 	// ErrDamaged: Strict refused a recording with damaged batches or events
 	// that do not decode.
 	ErrDamaged = errors.New("recording is damaged")
+	// ErrFormatNotLinked: the format's writer is not linked into this
+	// program. Parquet always is; Arrow is in analyze/arrowexport, which
+	// ebpfrec-query links and the lean recorder ebpfrec does not (ebpfrec
+	// export --format arrow runs ebpfrec-query). The error says which
+	// program writes the format.
+	ErrFormatNotLinked = errors.New("export format not linked into this program")
 )
+
+// formatHome says, per format that a package of its own writes, which
+// program has it and how a Go program links it.
+var formatHome = map[Format]string{
+	FormatArrow: "Arrow is written by the companion program ebpfrec-query (which `ebpfrec export --format arrow` runs); " +
+		"a Go program links it by importing github.com/ebpfrec/ebpfrec/analyze/arrowexport",
+}
 
 // Options configure Export.
 type Options struct {
 	// Format is FormatParquet (default) or FormatArrow (Arrow IPC files).
+	// Arrow needs analyze/arrowexport linked (ErrFormatNotLinked).
 	Format Format
 	// Partition writes Hive-style folders host=HOST/date=YYYY-MM-DD/.
 	Partition bool
@@ -61,143 +77,111 @@ type Options struct {
 	Strict bool
 	// Progress, if set, is called now and then with the progress.
 	Progress func(Progress)
-	// WriterPath chooses the Parquet writer (default ParquetGo, the faster:
-	// see WriterPath).
-	WriterPath WriterPath
 	// Version is the tool version written into the files.
 	Version string
+	// Order bounds the window in which each table's rows are put in time
+	// order (zero: replay's defaults, 500 ms and 65536 rows per table).
+	// A row later than the window is written where it arrives, and the
+	// export warns how many were.
+	Order replay.OrderOptions
+
+	// writerPath chooses the Parquet writer: the tests set arrowParquet
+	// (see writerPath).
+	writerPath writerPath
+	// noProcesses leaves the process table empty, as for a recording
+	// without a proc stream: the baseline of BenchmarkExportProcessJoin.
+	noProcesses bool
+	// recordedOrder writes rows as they are read, without the time-order
+	// window (the benchmark's baseline: the export before time order).
+	recordedOrder bool
 }
 
 // Progress is how far an export is.
 type Progress struct {
-	// Events and Batches read so far; TotalEvents from the recording's
-	// summary (0 if unknown).
+	// Events and Batches read so far; TotalEvents those of the closed
+	// segments, from their summaries (a segment not closed is not counted
+	// ahead; 0 if none is closed).
 	Events, Batches, TotalEvents uint64
-}
-
-// Manifest describes a complete export; it is written last, as export.json.
-type Manifest struct {
-	Version     int       `json:"version"`
-	Tool        string    `json:"tool"`
-	Format      Format    `json:"format"`
-	Partitioned bool      `json:"partitioned"`
-	Recording   string    `json:"recording"`
-	RecordingID string    `json:"recording_id"`
-	Host        string    `json:"host"`
-	Created     time.Time `json:"created"`
-	// Tables lists every table with its files (relative, slash-separated).
-	Tables         []TableFiles `json:"tables"`
-	Batches        uint64       `json:"batches"`
-	Events         uint64       `json:"events"`
-	DamagedBatches uint64       `json:"damaged_batches"`
-	DecodeErrors   uint64       `json:"decode_errors"`
-	Warnings       []string     `json:"warnings,omitempty"`
-}
-
-// TableFiles is one table of an export.
-type TableFiles struct {
-	Name  string   `json:"name"`
-	Rows  uint64   `json:"rows"`
-	Files []string `json:"files"`
-}
-
-// Table returns the named table, if present.
-func (m *Manifest) Table(name string) (TableFiles, bool) {
-	for _, t := range m.Tables {
-		if t.Name == name {
-			return t, true
-		}
-	}
-	return TableFiles{}, false
-}
-
-// ReadManifest reads the manifest of the export in dir.
-func ReadManifest(dir string) (*Manifest, error) {
-	b, err := os.ReadFile(filepath.Join(dir, ManifestFile))
-	if err != nil {
-		return nil, err
-	}
-	var m Manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ManifestFile), err)
-	}
-	if m.Version > ManifestVersion {
-		return nil, fmt.Errorf("%s: manifest version %d is newer than this tool reads (%d)", dir, m.Version, ManifestVersion)
-	}
-	return &m, nil
-}
-
-// IsExport reports whether dir holds a complete export.
-func IsExport(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, ManifestFile))
-	return err == nil
 }
 
 // decoder says how a stream's events are decoded.
 type decoder int
 
 const (
-	decRaw decoder = iota
-	decExec
-	decExit
-	decOpen
-	decTCP
-	decSyscalls
+	decRaw     decoder = iota
+	decBuiltin         // by a built-in tracer's Go decoder, into its table (builtins)
+	decLayout          // a stream decoded by the layout it stored: a table of its own
 )
 
-// decoderOf returns the decoder of a recorded stream: a built-in tracer's
-// event type, or raw. If the stream is a built-in tracer's but was
-// recorded with another event type (layout) than the tracer now decodes,
-// it is raw, and why says so.
-func decoderOf(si store.StreamInfo) (dec decoder, why string) {
-	if si.Object != nil {
-		return decRaw, ""
+// streamDecoding is how export and summary decode a recorded stream.
+type streamDecoding struct {
+	dec     decoder
+	builtin builtin           // decBuiltin: its tracer's entry
+	layout  *btflayout.Layout // decLayout
+	// why says why a stream that might have decoded does not, and lists
+	// what its layout keeps as bytes.
+	why []string
+}
+
+// decoderOf returns how export and summary decode a recorded stream, as
+// replay.DecoderOf decides for replay, export and summary alike: into the
+// typed table of the built-in tracer whose Go decoder decodes it
+// (builtins), into the stream's own table of the layout it stored
+// (decLayout), or into the raw table.
+func decoderOf(si store.StreamInfo) streamDecoding {
+	sd := replay.DecoderOf(si)
+	if sd.Builtin != nil {
+		if b := builtinOf(sd.Tracer); b != nil {
+			return streamDecoding{dec: decBuiltin, builtin: b}
+		}
+		if len(si.Layout) == 0 {
+			return streamDecoding{dec: decRaw}
+		}
+		// A tracer without a table of its own: by its layout, if stored.
+		sd = &replay.StreamDecoder{Info: si}
+		if l, err := btflayout.Unmarshal(si.Layout); err == nil {
+			sd.Layout = l
+		} else {
+			sd.Err = err
+		}
 	}
-	var typ string
-	switch si.Tracer {
-	case exec.Name:
-		dec, typ = decExec, exec.EventType
-	case exit.Name:
-		dec, typ = decExit, exit.EventType
-	case open.Name:
-		dec, typ = decOpen, open.EventType
-	case tcp.Name:
-		dec, typ = decTCP, tcp.EventType
-	case syscalls.Name:
-		dec, typ = decSyscalls, syscalls.EventType
-	default:
-		return decRaw, ""
+	var why []string
+	if sd.Layout != nil {
+		for _, w := range sd.Layout.Warnings {
+			why = append(why, fmt.Sprintf("stream %s (struct %s): %s", si.Name, sd.Layout.Name, w))
+		}
+		return streamDecoding{dec: decLayout, layout: sd.Layout, why: why}
 	}
-	if si.EventType != "" && si.EventType != typ {
-		return decRaw, fmt.Sprintf("stream %s was recorded as event type %s; the %s tracer of this build decodes %s: its events go to the raw table", si.Name, si.EventType, si.Tracer, typ)
+	if sd.Err != nil {
+		why = append(why, fmt.Sprintf("%v: its events go to the raw table", sd.Err))
 	}
-	return dec, ""
+	return streamDecoding{dec: decRaw, why: why}
 }
 
 type streamState struct {
-	name string
-	dec  decoder
-	loss store.Loss // latest cumulative counters
+	name       string
+	dec        decoder
+	builtin    builtin    // decBuiltin: its tracer's entry
+	add        eventAdder // decBuiltin: adds an event to the tracer's table
+	user       *userTable // decLayout: the stream's table
+	loss       store.Loss // latest cumulative counters
+	perfSample uint64     // running total of the perf_sample rows
 }
 
 // exporter is one run of Export.
 type exporter struct {
 	opts      Options
 	partition bool
-	tmp       string
+	tmp       string      // the temporary folder, tmpd's path
+	tmpd      *tmpdir.Dir // held until the export is in place or removed
 	meta      store.Meta
 	host      string
-	off       int64 // MonoToWall
 	err       error
 	w         *writer
 	waited    bool
 
 	tables    []tabler
-	exec      *table[ExecRow]
-	exit      *table[ExitRow]
-	open      *table[OpenRow]
-	tcp       *table[TCPRow]
-	syscalls  *table[SyscallRow]
+	processes *table[ProcessRow]
 	raw       *table[RawRow]
 	losses    *table[LossRow]
 	recording *table[RecordingRow]
@@ -210,16 +194,17 @@ type exporter struct {
 
 	batches, events, rawBytes uint64
 	damaged, decodeErrs       uint64
+	notUTF8                   uint64 // text values made valid UTF-8 (see text)
 	firstDecodeErr            string
 	warnings                  []string
 	moreWarnings              int
 
-	execEv exec.Event
-	execD  execDecoder
-	exitEv exit.Event
-	openEv open.Event
-	tcpEv  tcp.Event
-	sysEv  syscalls.Event
+	// endWarnings are the warnings of the tracers' decoders, added when
+	// the export ends.
+	endWarnings []func() string
+
+	// procs is the recording's process table (empty without a proc stream).
+	procs *proc.Table
 }
 
 func (x *exporter) fail(err error) {
@@ -242,31 +227,16 @@ func (x *exporter) partKey(day int64) string {
 
 const maxWarnings = 20
 
+// LiveWarning is the warning of a summary or export of a recording that a
+// recorder is still writing.
+const LiveWarning = "the recording is still being written: read up to its recorder's last commit (run again for more)"
+
 func (x *exporter) warn(format string, args ...any) {
 	if len(x.warnings) < maxWarnings {
 		x.warnings = append(x.warnings, fmt.Sprintf(format, args...))
 	} else {
 		x.moreWarnings++
 	}
-}
-
-// cpuVals backs the cpu column's pointers (no allocation per row).
-var cpuVals = func() (v [1024]int32) {
-	for i := range v {
-		v[i] = int32(i)
-	}
-	return v
-}()
-
-func cpuPtr(c int) *int32 {
-	if c < 0 {
-		return nil
-	}
-	if c < len(cpuVals) {
-		return &cpuVals[c]
-	}
-	v := int32(c)
-	return &v
 }
 
 func (x *exporter) seenTime(t int64) {
@@ -286,8 +256,8 @@ func (x *exporter) stream(name string) *streamState {
 	if s := x.streams[name]; s != nil {
 		return s
 	}
-	s := &streamState{name: strings.Clone(name), dec: decRaw}
-	x.streams[s.name] = s
+	s := &streamState{name: x.text(strings.Clone(name)), dec: decRaw}
+	x.streams[strings.Clone(name)] = s // by the recorded name, which s.name may not be
 	x.warn("stream %q is not declared in the recording's metadata: exported to the raw table", name)
 	return s
 }
@@ -295,7 +265,9 @@ func (x *exporter) stream(name string) *streamState {
 // Export exports the recording in dir into the folder out: one file per
 // table (per partition with Partition), and export.json. It writes into a
 // temporary folder next to out and renames it into place at the end, so an
-// interrupted or failed export leaves nothing that looks complete. It
+// interrupted or failed export leaves nothing that looks complete; the
+// temporary folder of an earlier export to out that was killed is removed
+// (the folder of one still running is locked, and left alone). It
 // refuses an out that already holds an export unless Force, and never
 // replaces a folder that holds anything else.
 func Export(ctx context.Context, dir, out string, opts Options) (*Manifest, error) {
@@ -305,28 +277,47 @@ func Export(ctx context.Context, dir, out string, opts Options) (*Manifest, erro
 	if opts.Format != FormatParquet && opts.Format != FormatArrow {
 		return nil, fmt.Errorf("export: unknown format %q (parquet or arrow)", opts.Format)
 	}
-	if err := checkOutput(dir, out, opts.Force); err != nil {
-		return nil, err
+	if opts.Format != FormatParquet && tablesink.Lookup(opts.Format) == nil {
+		return nil, fmt.Errorf("export: format %s: %w: %s", opts.Format, ErrFormatNotLinked, formatHome[opts.Format])
 	}
-	var total uint64
-	if sum, err := store.Info(dir); err == nil {
-		total = sum.Events
-	}
+	// The recording first: a folder that holds none is said so, not
+	// called a recording the output would be inside of.
 	x := &exporter{opts: opts, partition: opts.Partition, streams: map[string]*streamState{}}
 	r, err := store.Open(dir, store.ReaderOptions{OnLoss: x.onLoss})
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	defer r.Close()
-	x.meta = r.Meta()
-	x.off = x.meta.MonoToWall
-	x.host = partValue(x.meta.Hostname)
-	for _, si := range x.meta.Streams {
-		dec, why := decoderOf(si)
-		if why != "" {
-			x.warn("%s", why)
+	if err := checkOutput(dir, out, opts.Force); err != nil {
+		return nil, err
+	}
+	// The progress total: the closed segments' summaries, from the one
+	// inspection Open made (the others' events are not counted ahead).
+	var total uint64
+	for _, si := range r.Segments() {
+		if si.Summary != nil {
+			total += si.Summary.Events
 		}
-		x.streams[si.Name] = &streamState{name: si.Name, dec: dec}
+	}
+	if r.Live() {
+		x.warn("%s", LiveWarning)
+	}
+	x.meta = r.Meta()
+	x.host = partValue(x.meta.Hostname)
+	layouts := map[string]*btflayout.Layout{}
+	for _, si := range x.meta.Streams {
+		d := decoderOf(si)
+		for _, w := range d.why {
+			x.warn("%s", w)
+		}
+		if d.dec == decLayout && opts.Format != FormatParquet {
+			x.warn("stream %s: decoded by its layout, it exports to Parquet only: its events go to the raw table", si.Name)
+			d.dec = decRaw
+		}
+		if d.dec == decLayout {
+			layouts[si.Name] = d.layout
+		}
+		x.streams[si.Name] = &streamState{name: x.text(si.Name), dec: d.dec, builtin: d.builtin}
 	}
 	for _, s := range r.Segments() {
 		if s.Skipped != "" {
@@ -338,10 +329,15 @@ func Export(ctx context.Context, dir, out string, opts Options) (*Manifest, erro
 	if err := os.MkdirAll(parent, 0o700); err != nil {
 		return nil, fmt.Errorf("export: cannot create %s: %w", parent, err)
 	}
-	x.tmp, err = os.MkdirTemp(parent, "."+filepath.Base(out)+".tmp-")
+	// An export killed before it finished (SIGKILL, a crash) left its
+	// temporary folder; those of exports still running are locked.
+	prefix := "." + filepath.Base(out) + ".tmp-"
+	_, _ = tmpdir.RemoveStale(parent, prefix) // best effort: this export goes on anyway
+	x.tmpd, err = tmpdir.New(parent, prefix)
 	if err != nil {
 		return nil, fmt.Errorf("export: cannot write into %s: %w", parent, err)
 	}
+	x.tmp = x.tmpd.Path
 	x.w = newWriter()
 	ok := false
 	defer func() {
@@ -352,17 +348,47 @@ func Export(ctx context.Context, dir, out string, opts Options) (*Manifest, erro
 			for _, t := range x.tables {
 				t.abort()
 			}
-			os.RemoveAll(x.tmp)
+			x.tmpd.Remove()
 		}
 	}()
-	x.exec = newTable[ExecRow](x, TableExec)
-	x.exit = newTable[ExitRow](x, TableExit)
-	x.open = newTable[OpenRow](x, TableOpen)
-	x.tcp = newTable[TCPRow](x, TableTCP)
-	x.syscalls = newTable[SyscallRow](x, TableSyscalls)
+	// The tracers' tables first, in the order of Tables.
+	adders := map[builtin]eventAdder{}
+	for _, b := range builtins {
+		adders[b] = b.export(x)
+	}
+	for _, s := range x.streams {
+		if s.builtin != nil {
+			s.add = adders[s.builtin]
+		}
+	}
+	x.processes = newTable[ProcessRow](x, TableProcesses)
 	x.raw = newTable[RawRow](x, TableRaw)
 	x.losses = newTable[LossRow](x, TableLosses)
 	x.recording = newTable[RecordingRow](x, TableRecording)
+	// A table per stream decoded by its layout, named after the stream.
+	taken := map[string]bool{}
+	for _, t := range x.tables {
+		taken[t.tableName()] = true
+	}
+	for _, si := range x.meta.Streams {
+		if l := layouts[si.Name]; l != nil {
+			x.streams[si.Name].user = newUserTable(x, userTableName(si.Name, taken), l)
+		}
+	}
+
+	// The process table first: every event's row resolves its process.
+	procs, bad, err := proctable.Load(dir)
+	if opts.noProcesses {
+		procs, bad, err = proc.NewTable(), 0, nil
+	}
+	if err != nil {
+		x.warn("process table incomplete: %v", err)
+	}
+	if bad > 0 {
+		x.warn("process table: %d events of the proc stream do not decode", bad)
+	}
+	x.procs = procs
+	x.textProcesses()
 
 	progress := func() {
 		if opts.Progress != nil {
@@ -382,7 +408,7 @@ func Export(ctx context.Context, dir, out string, opts Options) (*Manifest, erro
 		if errors.As(err, &ce) {
 			x.damaged++
 			if opts.Strict {
-				return nil, fmt.Errorf("export: %w: %v (exporting around damage is refused with --strict)", ErrDamaged, err)
+				return nil, fmt.Errorf("export: %w: %v (exporting around damage is refused with Options.Strict, --strict)", ErrDamaged, err)
 			}
 			x.warn("damaged data skipped: %v", err)
 			continue
@@ -398,21 +424,23 @@ func Export(ctx context.Context, dir, out string, opts Options) (*Manifest, erro
 			return nil, fmt.Errorf("export: %w", x.err)
 		}
 		if opts.Strict && x.decodeErrs > 0 {
-			return nil, fmt.Errorf("export: %w: %s (refused with --strict)", ErrDamaged, x.firstDecodeErr)
+			return nil, fmt.Errorf("export: %w: %s (refused with Options.Strict, --strict)", ErrDamaged, x.firstDecodeErr)
 		}
 		if x.batches%256 == 0 {
 			progress()
 		}
 	}
 	progress()
+	x.addProcesses()
 	x.addRecording(r, dir)
 	m, err := x.finish(dir)
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
-	if err := install(x.tmp, out, opts.Force); err != nil {
+	if err := install(x.tmpd, out, opts.Force); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
+	x.tmpd.Release() // renamed into place: out now
 	ok = true
 	return m, nil
 }
@@ -423,316 +451,4 @@ func partValue(s string) string {
 		return "unknown"
 	}
 	return strings.ReplaceAll(url.PathEscape(s), "=", "%3D")
-}
-
-// checkOutput refuses an output folder that holds an export (without
-// force) or anything else, or that is the recording itself.
-func checkOutput(dir, out string, force bool) error {
-	ad, err1 := filepath.Abs(dir)
-	ao, err2 := filepath.Abs(out)
-	if err1 == nil && err2 == nil {
-		if ad == ao || strings.HasPrefix(ao, ad+string(filepath.Separator)) {
-			return fmt.Errorf("export: %w: %s is inside the recording %s", ErrExists, out, dir)
-		}
-	}
-	st, err := os.Stat(out)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	if !st.IsDir() {
-		return fmt.Errorf("export: %w: %s is a file", ErrExists, out)
-	}
-	if IsExport(out) {
-		if force {
-			return nil
-		}
-		return fmt.Errorf("export: %w: %s already holds an export (--force replaces it)", ErrExists, out)
-	}
-	ents, err := os.ReadDir(out)
-	if err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	if len(ents) > 0 {
-		return fmt.Errorf("export: %w: %s is not empty and holds no export; not replacing it", ErrExists, out)
-	}
-	return nil
-}
-
-// install renames the finished temporary folder to out, replacing an
-// existing export (force) or empty folder.
-func install(tmp, out string, force bool) error {
-	if ents, err := os.ReadDir(out); err == nil && len(ents) == 0 {
-		os.Remove(out) // os.Rename does not replace a directory
-	}
-	if err := os.Rename(tmp, out); err == nil {
-		syncDir(filepath.Dir(out))
-		return nil
-	}
-	// out exists and is not empty: it must be an export, replaced with force.
-	if !IsExport(out) {
-		return fmt.Errorf("%w: %s (it appeared during the export)", ErrExists, out)
-	}
-	if !force {
-		return fmt.Errorf("%w: %s already holds an export (--force replaces it)", ErrExists, out)
-	}
-	old := tmp + ".old"
-	if err := os.Rename(out, old); err != nil {
-		return fmt.Errorf("replace %s: %w", out, err)
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		os.Rename(old, out)
-		return fmt.Errorf("replace %s: %w", out, err)
-	}
-	syncDir(filepath.Dir(out))
-	return os.RemoveAll(old)
-}
-
-func syncDir(dir string) {
-	if f, err := os.Open(dir); err == nil {
-		f.Sync()
-		f.Close()
-	}
-}
-
-func (x *exporter) onLoss(lp store.LossPoint) {
-	s := x.stream(lp.Stream)
-	x.counters(s, lp.Time.UnixNano(), lp.Seq, lp.Loss)
-}
-
-// counters emits a losses row for the increase of s's cumulative counters
-// over the highest values seen. Batches and loss points carry snapshots
-// taken by different goroutines of the recorder, so one may be older than
-// the one before it in the log: a lower value is stale, not a reset.
-func (x *exporter) counters(s *streamState, t int64, seq uint64, l store.Loss) {
-	d := rise(&s.loss, l)
-	if d.Total() == 0 {
-		return
-	}
-	r := x.losses.add(t)
-	*r = LossRow{Time: t, Stream: s.name, Seq: seq, Source: LossCounters,
-		KernelLost: d.KernelLost, RingbufDropped: d.RingbufDropped, UserDropped: d.UserDropped}
-}
-
-// rise raises the high-water marks hw to l and returns by how much.
-func rise(hw *store.Loss, l store.Loss) store.Loss {
-	up := func(h *uint64, v uint64) uint64 {
-		if v > *h {
-			d := v - *h
-			*h = v
-			return d
-		}
-		return 0
-	}
-	return store.Loss{
-		KernelLost:     up(&hw.KernelLost, l.KernelLost),
-		RingbufDropped: up(&hw.RingbufDropped, l.RingbufDropped),
-		UserDropped:    up(&hw.UserDropped, l.UserDropped),
-	}
-}
-
-func (x *exporter) batch(b *store.Batch) {
-	s := x.stream(b.Stream)
-	x.batches++
-	x.events += uint64(len(b.Events))
-	seq := b.Seq
-	name := s.name
-	off := x.off
-	switch s.dec {
-	case decExec:
-		ev := &x.execEv
-		for i := range b.Events {
-			e := &b.Events[i]
-			if err := x.execD.decode(e.Raw, ev); err != nil {
-				x.undecodable(s, b, i, err)
-				continue
-			}
-			t := int64(ev.KtimeNs) + off
-			x.seenTime(t)
-			*x.exec.add(t) = ExecRow{Time: t, KtimeNs: ev.KtimeNs, Stream: name, CPU: cpuPtr(e.CPU), Seq: seq,
-				Pid: ev.Pid, Ppid: ev.Ppid, UID: ev.UID, OldPid: ev.OldPid, Comm: ev.Command,
-				Filename: ev.Filename, FilenameTruncated: ev.FilenameTruncated, Args: ev.Args, ArgsTruncated: ev.ArgsTruncated}
-		}
-	case decExit:
-		ev := &x.exitEv
-		for i := range b.Events {
-			e := &b.Events[i]
-			if err := exit.Decode(e.Raw, ev); err != nil {
-				x.undecodable(s, b, i, err)
-				continue
-			}
-			t := int64(ev.KtimeNs) + off
-			x.seenTime(t)
-			*x.exit.add(t) = ExitRow{Time: t, KtimeNs: ev.KtimeNs, Stream: name, CPU: cpuPtr(e.CPU), Seq: seq,
-				Pid: ev.Pid, Ppid: ev.Ppid, Tid: ev.Tid, Comm: ev.Command, ExitCode: ev.ExitCode,
-				Signal: ev.Signal, CoreDumped: ev.CoreDumped, Status: ev.Status, LifetimeNs: ev.LifetimeNs}
-		}
-	case decOpen:
-		ev := &x.openEv
-		for i := range b.Events {
-			e := &b.Events[i]
-			if err := open.Decode(e.Raw, ev); err != nil {
-				x.undecodable(s, b, i, err)
-				continue
-			}
-			t := int64(ev.KtimeNs) + off
-			x.seenTime(t)
-			*x.open.add(t) = OpenRow{Time: t, KtimeNs: ev.KtimeNs, Stream: name, CPU: cpuPtr(e.CPU), Seq: seq,
-				Pid: ev.Pid, Tid: ev.Tid, Comm: ev.Command, Syscall: ev.Syscall, Path: ev.Path, Dfd: ev.Dfd,
-				Flags: ev.Flags, Mode: ev.Mode, Ret: ev.Ret, LatencyNs: ev.LatencyNs}
-		}
-	case decTCP:
-		ev := &x.tcpEv
-		for i := range b.Events {
-			e := &b.Events[i]
-			if err := tcp.Decode(e.Raw, ev); err != nil {
-				x.undecodable(s, b, i, err)
-				continue
-			}
-			t := int64(ev.KtimeNs) + off
-			x.seenTime(t)
-			*x.tcp.add(t) = TCPRow{Time: t, KtimeNs: ev.KtimeNs, Stream: name, CPU: cpuPtr(e.CPU), Seq: seq,
-				Pid: ev.Pid, Comm: ev.Command, Socket: ev.Socket, Family: ev.Family, Saddr: ev.Saddr,
-				Sport: ev.Sport, Daddr: ev.Daddr, Dport: ev.Dport, OldState: ev.OldState, NewState: ev.NewState,
-				Old: ev.Old, New: ev.New}
-		}
-	case decSyscalls:
-		ev := &x.sysEv
-		for i := range b.Events {
-			e := &b.Events[i]
-			if err := syscalls.Decode(e.Raw, ev); err != nil {
-				x.undecodable(s, b, i, err)
-				continue
-			}
-			t := int64(ev.KtimeNs) + off
-			x.seenTime(t)
-			*x.syscalls.add(t) = SyscallRow{Time: t, KtimeNs: ev.KtimeNs, Stream: name, CPU: cpuPtr(e.CPU), Seq: seq,
-				Pid: ev.Pid, Nr: ev.Nr, Syscall: ev.Syscall, Ret: ev.Ret, LatencyNs: ev.LatencyNs}
-		}
-	default:
-		for i := range b.Events {
-			x.rawRow(s, b, i, nil)
-		}
-	}
-	for i := range b.Events {
-		e := &b.Events[i]
-		x.rawBytes += uint64(len(e.Raw))
-		if e.Lost > 0 {
-			t := e.Timestamp.UnixNano()
-			*x.losses.add(t) = LossRow{Time: t, Stream: name, CPU: cpuPtr(e.CPU), Seq: seq,
-				Source: LossPerfSample, KernelLost: e.Lost}
-		}
-	}
-	if n := len(b.Events); n > 0 {
-		x.lastTime = b.Events[n-1].Timestamp.UnixNano()
-	}
-	if b.Loss != s.loss {
-		x.counters(s, x.lastTime, seq, b.Loss)
-	}
-}
-
-func (x *exporter) undecodable(s *streamState, b *store.Batch, i int, err error) {
-	x.decodeErrs++
-	msg := err.Error()
-	where := fmt.Sprintf("stream %s, batch %d, event %d: %v", s.name, b.Seq, i, err)
-	if x.firstDecodeErr == "" {
-		x.firstDecodeErr = where
-	}
-	x.warn("%s: exported to the raw table", where)
-	x.rawRow(s, b, i, &msg)
-}
-
-func (x *exporter) rawRow(s *streamState, b *store.Batch, i int, msg *string) {
-	e := &b.Events[i]
-	t := e.Timestamp.UnixNano()
-	x.seenTime(t)
-	*x.raw.add(t) = RawRow{Time: t, Stream: s.name, CPU: cpuPtr(e.CPU), Seq: b.Seq, Index: uint32(i),
-		Length: uint32(len(e.Raw)), Bytes: bytes.Clone(e.Raw), Error: msg}
-}
-
-func (x *exporter) addRecording(r *store.Reader, dir string) {
-	m := x.meta
-	var tracerNames, streamNames []string
-	for _, si := range m.Streams {
-		streamNames = append(streamNames, si.Name)
-		if si.Tracer != "" && !slices.Contains(tracerNames, si.Tracer) {
-			tracerNames = append(tracerNames, si.Tracer)
-		}
-	}
-	sort.Strings(tracerNames)
-	row := RecordingRow{
-		RecordingID: m.RecordingID, Host: m.Hostname, Kernel: m.KernelRelease, BootID: m.BootID,
-		BTFID: m.BTFID, ToolVersion: m.ToolVersion, CommandLine: m.CommandLine,
-		Started: m.Started.UnixNano(), MonoToWallNs: m.MonoToWall,
-		Tracers: tracerNames, Streams: streamNames, Segments: uint32(len(r.Segments())),
-		Batches: x.batches, Events: x.events, RawBytes: x.rawBytes,
-		DamagedBatches: x.damaged, DecodeErrors: x.decodeErrs, ExportedAt: time.Now().UnixNano(),
-	}
-	if abs, err := filepath.Abs(dir); err == nil {
-		row.Source = abs
-	}
-	t := m.Started.UnixNano()
-	if x.anyT {
-		lo, hi := x.minT, x.maxT
-		row.FirstEvent, row.LastEvent = &lo, &hi
-		t = lo
-	}
-	*x.recording.add(t) = row
-}
-
-func (x *exporter) finish(dir string) (*Manifest, error) {
-	if x.execD.old > 0 {
-		x.warnings = append(x.warnings, fmt.Sprintf("%d exec events have the %d-byte layout of an older exec tracer (no arguments recorded): exported with empty args", x.execD.old, execV1Size))
-	}
-	if x.moreWarnings > 0 {
-		x.warnings = append(x.warnings, fmt.Sprintf("... and %d more warnings", x.moreWarnings))
-	}
-	if x.damaged > 0 {
-		x.warnings = append([]string{fmt.Sprintf("%d damaged part(s) of the recording were skipped; the export holds the intact data around them", x.damaged)}, x.warnings...)
-	}
-	// Every table gets a file, even empty, so that every view exists.
-	key := ""
-	if x.partition {
-		t := x.meta.Started.UnixNano()
-		if x.anyT {
-			t = x.minT
-		}
-		key = x.partKey(floorDiv(t, nsPerDay))
-	}
-	m := &Manifest{
-		Version: ManifestVersion, Tool: "ebpfrec " + x.opts.Version, Format: x.opts.Format,
-		Partitioned: x.partition, RecordingID: x.meta.RecordingID, Host: x.meta.Hostname,
-		Created: time.Now().UTC(), Batches: x.batches, Events: x.events,
-		DamagedBatches: x.damaged, DecodeErrors: x.decodeErrs, Warnings: x.warnings,
-	}
-	if abs, err := filepath.Abs(dir); err == nil {
-		m.Recording = abs
-	}
-	for _, t := range x.tables {
-		t.ensure(key)
-		m.Tables = append(m.Tables, TableFiles{Name: t.tableName(), Rows: t.rowCount(), Files: t.finish()})
-	}
-	x.waited = true
-	if err := x.w.wait(); err != nil {
-		return nil, err
-	}
-	if x.err != nil {
-		return nil, x.err
-	}
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	out, err := createOut(filepath.Join(x.tmp, ManifestFile))
-	if err != nil {
-		return nil, err
-	}
-	out.bw.Write(append(b, '\n'))
-	if err := out.finish(); err != nil {
-		return nil, err
-	}
-	syncDir(x.tmp)
-	return m, nil
 }

@@ -9,29 +9,50 @@ import (
 	"time"
 
 	"github.com/ebpfrec/ebpfrec/analyze/internal/synth"
+	"github.com/ebpfrec/ebpfrec/analyze/query"
 )
 
 // wantTypes are the DuckDB types every table must have.
 var wantTypes = map[string]map[string]string{
 	TableExec: {"time": "TIMESTAMP_NS", "ktime_ns": "UBIGINT", "stream": "VARCHAR", "cpu": "INTEGER", "seq": "UBIGINT",
 		"pid": "UINTEGER", "ppid": "UINTEGER", "uid": "UINTEGER", "old_pid": "UINTEGER", "comm": "VARCHAR",
-		"filename": "VARCHAR", "filename_truncated": "BOOLEAN", "args": "VARCHAR[]", "args_truncated": "BOOLEAN"},
+		"filename": "VARCHAR", "filename_truncated": "BOOLEAN", "args": "VARCHAR[]", "args_truncated": "BOOLEAN",
+		"cgroup_id": "UBIGINT", "container_id": "VARCHAR", "exe": "VARCHAR"},
 	TableExit: {"time": "TIMESTAMP_NS", "ktime_ns": "UBIGINT", "stream": "VARCHAR", "cpu": "INTEGER", "seq": "UBIGINT",
 		"pid": "UINTEGER", "ppid": "UINTEGER", "tid": "UINTEGER", "comm": "VARCHAR", "exit_code": "UTINYINT",
-		"signal": "UTINYINT", "core_dumped": "BOOLEAN", "status": "UINTEGER", "lifetime_ns": "UBIGINT"},
+		"signal": "UTINYINT", "core_dumped": "BOOLEAN", "status": "UINTEGER", "lifetime_ns": "UBIGINT",
+		"cgroup_id": "UBIGINT", "container_id": "VARCHAR", "exe": "VARCHAR"},
 	TableOpen: {"time": "TIMESTAMP_NS", "ktime_ns": "UBIGINT", "stream": "VARCHAR", "cpu": "INTEGER", "seq": "UBIGINT",
 		"pid": "UINTEGER", "tid": "UINTEGER", "comm": "VARCHAR", "syscall": "VARCHAR", "path": "VARCHAR",
-		"dfd": "INTEGER", "flags": "UBIGINT", "mode": "UINTEGER", "ret": "INTEGER", "latency_ns": "UBIGINT"},
+		"dfd": "INTEGER", "flags": "UBIGINT", "mode": "UINTEGER", "ret": "INTEGER", "errno": "VARCHAR", "latency_ns": "UBIGINT",
+		"ppid": "UINTEGER", "cgroup_id": "UBIGINT", "container_id": "VARCHAR", "exe": "VARCHAR"},
 	TableTCP: {"time": "TIMESTAMP_NS", "ktime_ns": "UBIGINT", "stream": "VARCHAR", "cpu": "INTEGER", "seq": "UBIGINT",
 		"pid": "UINTEGER", "comm": "VARCHAR", "socket": "UBIGINT", "family": "VARCHAR", "saddr": "VARCHAR",
 		"sport": "USMALLINT", "daddr": "VARCHAR", "dport": "USMALLINT", "old_state": "VARCHAR", "new_state": "VARCHAR",
-		"old_state_code": "UTINYINT", "new_state_code": "UTINYINT"},
+		"old_state_code": "UTINYINT", "new_state_code": "UTINYINT",
+		"ppid": "UINTEGER", "cgroup_id": "UBIGINT", "container_id": "VARCHAR", "exe": "VARCHAR"},
 	TableSyscalls: {"time": "TIMESTAMP_NS", "ktime_ns": "UBIGINT", "stream": "VARCHAR", "cpu": "INTEGER", "seq": "UBIGINT",
-		"pid": "UINTEGER", "nr": "UINTEGER", "syscall": "VARCHAR", "ret": "BIGINT", "latency_ns": "UBIGINT"},
+		"pid": "UINTEGER", "nr": "UINTEGER", "syscall": "VARCHAR", "ret": "BIGINT", "errno": "VARCHAR", "latency_ns": "UBIGINT",
+		"comm": "VARCHAR", "ppid": "UINTEGER", "cgroup_id": "UBIGINT", "container_id": "VARCHAR", "exe": "VARCHAR"},
+	TableGofunc: {"time": "TIMESTAMP_NS", "ktime_ns": "UBIGINT", "stream": "VARCHAR", "cpu": "INTEGER", "seq": "UBIGINT",
+		"pid": "UINTEGER", "tid": "UINTEGER", "goid": "UBIGINT", "kind": "VARCHAR", "func": "VARCHAR", "func_id": "UINTEGER",
+		"latency_ns": "UBIGINT", "entry_seen": "BOOLEAN", "comm": "VARCHAR", "ppid": "UINTEGER", "cgroup_id": "UBIGINT", "container_id": "VARCHAR", "exe": "VARCHAR"},
+	TableDNS: {"time": "TIMESTAMP_NS", "ktime_ns": "UBIGINT", "stream": "VARCHAR", "cpu": "INTEGER", "seq": "UBIGINT",
+		"pid": "UINTEGER", "tid": "UINTEGER", "host": "VARCHAR", "ret": "INTEGER", "result": "VARCHAR", "addrs": "VARCHAR[]",
+		"addrs_truncated": "BOOLEAN", "latency_ns": "UBIGINT", "comm": "VARCHAR", "ppid": "UINTEGER", "cgroup_id": "UBIGINT",
+		"container_id": "VARCHAR", "exe": "VARCHAR"},
+	TableBash: {"time": "TIMESTAMP_NS", "ktime_ns": "UBIGINT", "stream": "VARCHAR", "cpu": "INTEGER", "seq": "UBIGINT",
+		"pid": "UINTEGER", "tid": "UINTEGER", "uid": "UINTEGER", "line": "VARCHAR", "line_truncated": "BOOLEAN", "eof": "BOOLEAN",
+		"comm": "VARCHAR", "ppid": "UINTEGER", "cgroup_id": "UBIGINT", "container_id": "VARCHAR", "exe": "VARCHAR"},
+	TableProcesses: {"time": "TIMESTAMP_NS", "pid": "UINTEGER", "ppid": "UINTEGER", "uid": "UINTEGER", "comm": "VARCHAR",
+		"exe": "VARCHAR", "args": "VARCHAR[]", "args_truncated": "BOOLEAN", "cgroup_id": "UBIGINT", "cgroup_path": "VARCHAR",
+		"container_id": "VARCHAR", "start_ktime_ns": "UBIGINT", "begin_ktime_ns": "UBIGINT", "end_ktime_ns": "UBIGINT",
+		"exited": "BOOLEAN", "exit_status": "UINTEGER", "origin": "VARCHAR"},
 	TableRaw: {"time": "TIMESTAMP_NS", "stream": "VARCHAR", "cpu": "INTEGER", "seq": "UBIGINT", "index": "UINTEGER",
 		"length": "UINTEGER", "bytes": "BLOB", "error": "VARCHAR"},
 	TableLosses: {"time": "TIMESTAMP_NS", "stream": "VARCHAR", "cpu": "INTEGER", "seq": "UBIGINT", "source": "VARCHAR",
-		"kernel_lost": "UBIGINT", "ringbuf_dropped": "UBIGINT", "user_dropped": "UBIGINT"},
+		"kernel_lost_perfbuf": "UBIGINT", "kernel_lost_ringbuf": "UBIGINT", "ebpfrec_dropped": "UBIGINT",
+		"kernel_lost_perfbuf_total": "UBIGINT", "kernel_lost_ringbuf_total": "UBIGINT", "ebpfrec_dropped_total": "UBIGINT"},
 	TableRecording: {"recording_id": "VARCHAR", "host": "VARCHAR", "kernel": "VARCHAR", "boot_id": "VARCHAR",
 		"btf_id": "VARCHAR", "tool_version": "VARCHAR", "command_line": "VARCHAR[]", "started": "TIMESTAMP_NS",
 		"first_event": "TIMESTAMP_NS", "last_event": "TIMESTAMP_NS", "mono_to_wall_ns": "BIGINT", "tracers": "VARCHAR[]",
@@ -41,9 +62,9 @@ var wantTypes = map[string]map[string]string{
 
 func TestDescribe(t *testing.T) {
 	rec, _ := mixed(t)
-	for _, path := range []WriterPath{ParquetGo, ArrowParquet} {
+	for _, path := range []writerPath{parquetGo, arrowParquet} {
 		t.Run(path.String(), func(t *testing.T) {
-			out, _ := export(t, rec, Options{WriterPath: path})
+			out, _ := export(t, rec, Options{writerPath: path})
 			db := openDB(t, out)
 			for _, table := range Tables {
 				got, _ := describe(t, db, table)
@@ -57,9 +78,9 @@ func TestDescribe(t *testing.T) {
 
 func TestContents(t *testing.T) {
 	rec, want := mixed(t)
-	for _, path := range []WriterPath{ParquetGo, ArrowParquet} {
+	for _, path := range []writerPath{parquetGo, arrowParquet} {
 		t.Run(path.String(), func(t *testing.T) {
-			out, m := export(t, rec, Options{WriterPath: path})
+			out, m := export(t, rec, Options{writerPath: path})
 			if m.Events != uint64(want.Events) || m.DamagedBatches != 0 || m.DecodeErrors != 0 || len(m.Warnings) != 0 {
 				t.Errorf("manifest: events %d (want %d), damaged %d, decode errors %d, warnings %q", m.Events, want.Events, m.DamagedBatches, m.DecodeErrors, m.Warnings)
 			}
@@ -136,7 +157,7 @@ func checkContents(t *testing.T, db *sql.DB, want *synth.Want) {
 		t.Errorf("INET cast: %d rows", n4)
 	}
 	for _, a := range []string{"saddr", "daddr"} {
-		res, err := Query(t.Context(), db, "SELECT DISTINCT "+a+" FROM tcp")
+		res, err := query.Query(t.Context(), db, "SELECT DISTINCT "+a+" FROM tcp")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,8 +176,9 @@ func checkContents(t *testing.T, db *sql.DB, want *synth.Want) {
 	if n := one[int](t, db, "SELECT count(*) FROM exit WHERE cpu IS NOT NULL"); n != want.Exits {
 		t.Errorf("exit rows with a cpu: %d, want %d (perf buffer)", n, want.Exits)
 	}
-	if n := one[int](t, db, "SELECT count(*) FROM exec WHERE cpu IS NULL"); n != one[int](t, db, "SELECT count(*) FROM exec") {
-		t.Errorf("ring buffer rows with a cpu: %d", n)
+	// Ring buffers do not say the CPU: the events do (issue 14).
+	if n := one[int](t, db, "SELECT count(*) FROM exec WHERE cpu IS NULL"); n != 0 {
+		t.Errorf("ring buffer rows without a cpu: %d", n)
 	}
 	if n := one[int](t, db, "SELECT count(*) FROM syscalls"); n != want.Syscalls {
 		t.Errorf("syscalls: %d, want %d", n, want.Syscalls)
@@ -164,10 +186,10 @@ func checkContents(t *testing.T, db *sql.DB, want *synth.Want) {
 	if n := one[int](t, db, "SELECT count(*) FROM raw WHERE stream = 'custom/events' AND bytes::VARCHAR LIKE 'opaque-%' AND error IS NULL AND length = octet_length(bytes)"); n != want.Raw {
 		t.Errorf("raw: %d, want %d", n, want.Raw)
 	}
-	if n := one[uint64](t, db, "SELECT sum(ringbuf_dropped) FROM losses WHERE stream = 'exec' AND source = 'counters'"); n != want.LossRing {
+	if n := one[uint64](t, db, "SELECT sum(kernel_lost_ringbuf) FROM losses WHERE stream = 'exec' AND source = 'counters'"); n != want.LossRing {
 		t.Errorf("exec ring buffer drops: %d, want %d", n, want.LossRing)
 	}
-	if n := one[uint64](t, db, "SELECT sum(kernel_lost) FROM losses WHERE stream = 'exit' AND source = 'perf_sample'"); n != want.PerfLost {
+	if n := one[uint64](t, db, "SELECT sum(kernel_lost_perfbuf) FROM losses WHERE stream = 'exit' AND source = 'perf_sample'"); n != want.PerfLost {
 		t.Errorf("exit perf lost: %d, want %d", n, want.PerfLost)
 	}
 	// Nanosecond UTC timestamps from kernel time.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/ebpfrec/ebpfrec/analyze/internal/synth"
+	"github.com/ebpfrec/ebpfrec/analyze/query"
+	"github.com/ebpfrec/ebpfrec/replay"
 )
 
 var shared struct {
@@ -21,7 +23,30 @@ var shared struct {
 	err  error
 }
 
+// envHangExport makes the test binary a helper process (see
+// startHangingExport): it exports the recording it names into the folder
+// envHangOut names, and once every event is read, with rows written and no
+// manifest yet, says "exporting" on stdout and waits to be killed.
+const (
+	envHangExport = "ANALYZE_TEST_HANG_EXPORT"
+	envHangOut    = "ANALYZE_TEST_HANG_OUT"
+)
+
 func TestMain(m *testing.M) {
+	if rec := os.Getenv(envHangExport); rec != "" {
+		// A window of 1 ns passes rows on to the files as they are read
+		// (the mixed recording spans less than the default window).
+		_, err := Export(context.Background(), rec, os.Getenv(envHangOut), Options{Order: replay.OrderOptions{Window: 1}, Progress: func(p Progress) {
+			if p.Events > 0 && p.Events == p.TotalEvents {
+				fmt.Println("exporting")
+				for {
+					time.Sleep(time.Hour) // (a sleeping timer: no deadlock report)
+				}
+			}
+		}})
+		fmt.Fprintln(os.Stderr, "export returned:", err)
+		os.Exit(3)
+	}
 	dir, err := os.MkdirTemp("", "analyze-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -60,7 +85,7 @@ func export(t testing.TB, rec string, opts Options) (string, *Manifest) {
 
 func openDB(t testing.TB, dir string) *sql.DB {
 	t.Helper()
-	db, _, err := OpenDB(context.Background(), dir)
+	db, _, err := query.OpenDB(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}

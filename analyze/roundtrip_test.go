@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"reflect"
+	"sort"
 	"testing"
 
+	"github.com/ebpfrec/ebpfrec/analyze/query"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers"
 	_ "github.com/ebpfrec/ebpfrec/bpf/tracers/all" // replay decodes with the registry
 	"github.com/ebpfrec/ebpfrec/replay"
@@ -17,17 +19,17 @@ import (
 // cpu and seq columns; and the raw table the undecoded events.
 func TestRoundTrip(t *testing.T) {
 	rec, _ := mixed(t)
-	roundTrip(t, rec, []WriterPath{ParquetGo, ArrowParquet})
+	roundTrip(t, rec, []writerPath{parquetGo, arrowParquet})
 }
 
 // TestRoundTripFixtures does the same on the demo fixture (every tracer,
 // real kernel events) and the userobj fixture (raw events only).
 func TestRoundTripFixtures(t *testing.T) {
-	roundTrip(t, fixture(t, "demo"), []WriterPath{ParquetGo})
-	roundTrip(t, fixture(t, "userobj"), []WriterPath{ParquetGo})
+	roundTrip(t, fixture(t, "demo"), []writerPath{parquetGo})
+	roundTrip(t, fixture(t, "userobj"), []writerPath{parquetGo})
 }
 
-func roundTrip(t *testing.T, rec string, paths []WriterPath) {
+func roundTrip(t *testing.T, rec string, paths []writerPath) {
 	// Decode the recording as replay does: every event through its stream's
 	// built-in tracer's Decode, in recorded order.
 	type decoded struct {
@@ -52,8 +54,10 @@ func roundTrip(t *testing.T, rec string, paths []WriterPath) {
 		}
 		if d.Event == nil {
 			if d.Err != nil {
+				// Replay could not decode what export is compared with:
+				// the comparison would be incomplete.
 				if !skip[d.Stream.Tracer] {
-					t.Logf("%s: %v: table not compared", d.Stream.Tracer, d.Err)
+					t.Errorf("%s: replay cannot decode an event (%v): its table is not compared", d.Stream.Tracer, d.Err)
 				}
 				skip[d.Stream.Tracer] = true
 				return nil
@@ -63,24 +67,36 @@ func roundTrip(t *testing.T, rec string, paths []WriterPath) {
 			return nil
 		}
 		ev := d.Event
-		want[ev.Tracer()] = append(want[ev.Tracer()], decoded{tracers.FieldValues(ev), d.Seq, d.Stream.Name, cpu, int64(ev.KernelTime()) + mono})
+		// The event's own cpu field is the row's cpu column where the
+		// buffer gives none (tracers.EventCPU), compared below.
+		fields := tracers.FieldValues(ev)
+		delete(fields, "cpu")
+		if c := tracers.EventCPU(ev, d.CPU); c >= 0 {
+			cpu = int32(c)
+		}
+		want[ev.Tracer()] = append(want[ev.Tracer()], decoded{fields, d.Seq, d.Stream.Name, cpu, int64(ev.KernelTime()) + mono})
 		return nil
 	})
 	if _, err := rp.Run(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	want[TableRaw] = raw
+	// Each table is written in time order (ties in recorded order): the
+	// recording holds the events within the time-order window.
+	for _, evs := range want {
+		sort.SliceStable(evs, func(i, j int) bool { return evs[i].time < evs[j].time })
+	}
 
 	for _, path := range paths {
 		t.Run(path.String(), func(t *testing.T) {
-			out, _ := export(t, rec, Options{WriterPath: path})
+			out, _ := export(t, rec, Options{writerPath: path})
 			db := openDB(t, out)
 			for _, table := range []string{TableExec, TableExit, TableOpen, TableTCP, TableSyscalls, TableRaw} {
 				if skip[table] {
 					continue
 				}
-				// File order is recording order (DuckDB keeps insertion order).
-				res, err := Query(t.Context(), db, "SELECT * FROM "+table)
+				// File order is time order (DuckDB keeps insertion order).
+				res, err := query.Query(t.Context(), db, "SELECT * FROM "+table)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -112,7 +128,21 @@ func roundTrip(t *testing.T, rec string, paths []WriterPath) {
 					if ts := fmt.Sprint(got["time"]); ts != fmt.Sprint(timeNs(w.time)) {
 						t.Fatalf("%s row %d: time %s, want %s", table, i, ts, fmt.Sprint(timeNs(w.time)))
 					}
-					if extra := map[bool]int{true: 5, false: 4}[table == TableRaw]; len(got) != len(w.fields)+extra {
+					// time, stream, cpu, seq; and the resolved process columns.
+					resolved := map[string]int{TableExec: 3, TableExit: 3, TableOpen: 4, TableTCP: 4, TableSyscalls: 5}[table]
+					extra := map[bool]int{true: 5, false: 4}[table == TableRaw] + resolved
+					if ret, ok := w.fields["ret"]; ok {
+						// The errno column: the name of a negative ret, else NULL.
+						extra++
+						var want any
+						if name := tracers.ErrnoName(reflect.ValueOf(ret).Int()); name != "" {
+							want = name
+						}
+						if got["errno"] != want {
+							t.Fatalf("%s row %d: errno %#v for ret %v, want %#v", table, i, got["errno"], ret, want)
+						}
+					}
+					if len(got) != len(w.fields)+extra {
 						t.Fatalf("%s: columns %v, event fields %v", table, res.Columns, w.fields)
 					}
 				}

@@ -10,48 +10,41 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/ipc"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	pq "github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
+
+	"github.com/ebpfrec/ebpfrec/analyze/internal/tablesink"
 )
 
-// Writer paths for Parquet.
-//
-// Measured by BenchmarkWriterPath (analyze/bench_test.go) on this machine
-// (2 cores, shared with other work), exec table of 500,000 events, zstd,
-// same row groups and encodings, both paths interleaved in the same run
-// (best of 4, three runs):
-//
-//	parquet-go GenericWriter[ExecRow]        2.1-3.1 M rows/s    8.8 B/event
-//	arrow-go builders -> pqarrow.FileWriter  0.75-0.85 M rows/s  5.6 B/event
-//
-// parquet-go is about three times as fast since it encodes pages on two
-// goroutines (parquetGoSink; twice as fast before), and pqarrow's files are
-// a third smaller, but both are far below the raw 560 B/event, so ParquetGo
-// is the default; the Arrow path is kept for --format arrow (IPC files) and
-// for the measurement.
-type WriterPath int
+// writerPath chooses how Parquet is written. Export writes with
+// parquet-go, which encodes pages on two goroutines and was about three
+// times as fast as arrow-go's pqarrow (figures in the README). The pqarrow
+// writer lives in the tests (pqarrow_test.go sets pqarrowFactory): a
+// second, independent writer of the same tables that the tests compare,
+// and the benchmark's baseline; linked into the command it brought arrow's
+// compute kernels and Flight's gRPC, 28 of the lean recorder's 66 MB. The
+// Arrow builders (--format arrow, IPC files) are in analyze/arrowexport,
+// which the programs that write Arrow link (ebpfrec-query, not ebpfrec).
+type writerPath int
 
 const (
-	// ParquetGo writes row structs with parquet-go's GenericWriter.
-	ParquetGo WriterPath = iota
-	// ArrowParquet builds Arrow records and writes them with arrow-go's
-	// pqarrow.
-	ArrowParquet
+	// parquetGo writes row structs with parquet-go's GenericWriter.
+	parquetGo writerPath = iota
+	// arrowParquet builds Arrow records and writes them with
+	// pqarrowFactory (tests only).
+	arrowParquet
 )
 
-func (p WriterPath) String() string {
-	if p == ArrowParquet {
+func (p writerPath) String() string {
+	if p == arrowParquet {
 		return "arrow-pqarrow"
 	}
 	return "parquet-go"
 }
+
+// pqarrowFactory, when set (by the tests), writes a table as Parquet
+// through arrow-go's pqarrow: the arrowParquet path.
+var pqarrowFactory tablesink.Factory
 
 // Row group and buffer sizes.
 const (
@@ -238,85 +231,40 @@ func (s *parquetGoSink[R]) close() error {
 
 func (s *parquetGoSink[R]) abort() { s.out.f.Close() }
 
-// arrowSink builds Arrow records from rows and writes them as Parquet
-// (pqarrow) or as an Arrow IPC file.
-type arrowSink[R any] struct {
+// formatSink writes a table in a format registered with tablesink (Arrow,
+// or the tests' pqarrow Parquet): the format encodes, the sink owns the
+// file, as parquetGoSink does.
+type formatSink[R any] struct {
 	out *fileOut
-	l   *layout
-	rb  *array.RecordBuilder
-	pw  *pqarrow.FileWriter
-	iw  *ipc.FileWriter
+	w   tablesink.Writer
 }
 
-func newArrowSink[R any](path string, ipcFile bool, version string, meta map[string]string) (sink[R], error) {
+func newFormatSink[R any](f tablesink.Factory, path, version string, meta map[string]string) (sink[R], error) {
 	out, err := createOut(path)
 	if err != nil {
 		return nil, err
 	}
-	l := layoutOf[R]()
-	s := &arrowSink[R]{out: out, l: l}
-	keys, vals := make([]string, 0, len(meta)), make([]string, 0, len(meta))
-	for k, v := range meta {
-		keys, vals = append(keys, k), append(vals, v)
-	}
-	md := arrow.NewMetadata(keys, vals)
-	if ipcFile {
-		schema := arrow.NewSchema(l.arrowSchema("UTC").Fields(), &md)
-		s.rb = array.NewRecordBuilder(memory.DefaultAllocator, schema)
-		s.iw, err = ipc.NewFileWriter(out.bw, ipc.WithSchema(schema), ipc.WithAllocator(memory.DefaultAllocator))
-	} else {
-		schema := arrow.NewSchema(l.arrowSchema("").Fields(), &md)
-		s.rb = array.NewRecordBuilder(memory.DefaultAllocator, schema)
-		props := []pq.WriterProperty{
-			pq.WithVersion(pq.V2_LATEST),
-			pq.WithCompression(compress.Codecs.Zstd),
-			pq.WithMaxRowGroupLength(rowGroupRows),
-			pq.WithDictionaryDefault(false),
-			pq.WithCreatedBy("ebpfrec " + version),
-		}
-		for _, f := range l.cols {
-			switch {
-			case f.dict:
-				props = append(props, pq.WithDictionaryFor(f.name, true))
-			case f.delta:
-				props = append(props, pq.WithEncodingFor(f.name, pq.Encodings.DeltaBinaryPacked))
-			}
-		}
-		s.pw, err = pqarrow.NewFileWriter(schema, out.bw, pq.NewWriterProperties(props...), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
-	}
+	w, err := f(out.bw, tablesink.LayoutOf[R](), version, meta)
 	if err != nil {
 		out.f.Close()
 		return nil, err
 	}
-	return s, nil
+	return &formatSink[R]{out: out, w: w}, nil
 }
 
-func (s *arrowSink[R]) write(rows []R) error {
+func (s *formatSink[R]) write(rows []R) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	s.l.appendRows(s.rb, unsafe.Pointer(&rows[0]), len(rows))
-	rec := s.rb.NewRecordBatch()
-	defer rec.Release()
-	if s.iw != nil {
-		return s.iw.Write(rec)
-	}
-	return s.pw.Write(rec)
+	return s.w.Write(unsafe.Pointer(&rows[0]), len(rows))
 }
 
-func (s *arrowSink[R]) close() error {
-	var err error
-	if s.iw != nil {
-		err = s.iw.Close()
-	} else {
-		err = s.pw.Close()
-	}
-	s.rb.Release()
-	if err != nil {
+func (s *formatSink[R]) close() error {
+	if err := s.w.Close(); err != nil {
 		s.abort()
 		return err
 	}
 	return s.out.finish()
 }
 
-func (s *arrowSink[R]) abort() { s.out.f.Close() }
+func (s *formatSink[R]) abort() { s.out.f.Close() }

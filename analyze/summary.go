@@ -7,15 +7,13 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
-	"github.com/ebpfrec/ebpfrec/bpf/tracers/exec"
-	"github.com/ebpfrec/ebpfrec/bpf/tracers/exit"
-	"github.com/ebpfrec/ebpfrec/bpf/tracers/open"
-	"github.com/ebpfrec/ebpfrec/bpf/tracers/syscalls"
-	"github.com/ebpfrec/ebpfrec/bpf/tracers/tcp"
+	"github.com/ebpfrec/ebpfrec/bpf/btflayout"
+	"github.com/ebpfrec/ebpfrec/bpf/tracers/proc"
+	"github.com/ebpfrec/ebpfrec/internal/lossterms"
+	"github.com/ebpfrec/ebpfrec/internal/proctable"
 	"github.com/ebpfrec/ebpfrec/store"
 )
 
@@ -37,6 +35,10 @@ type Summary struct {
 	To          time.Time `json:"to"`
 	Batches     uint64    `json:"batches"`
 	Events      uint64    `json:"events"`
+	// Deleted, if not nil, is the history a flight recorder's retention
+	// deleted before the first segment: the counts above are of what
+	// remains.
+	Deleted *store.Deleted `json:"deleted,omitempty"`
 	// Streams counts events per stream (with its tracer; "" if unknown).
 	Streams      []StreamCount  `json:"streams"`
 	TopProcesses []ProcessCount `json:"top_processes"`
@@ -58,6 +60,9 @@ type Summary struct {
 type StreamCount struct {
 	Stream string `json:"stream"`
 	Tracer string `json:"tracer"`
+	// Struct names the C struct by whose stored layout the stream's events
+	// decode (no Go decoder decodes them).
+	Struct string `json:"struct,omitempty"`
 	Events uint64 `json:"events"`
 }
 
@@ -91,22 +96,31 @@ type PeerCount struct {
 	Comms   []string `json:"comms"`
 }
 
-// StreamLoss is the loss of one stream: totals and a time series.
+// StreamLoss is the loss of one stream, in the terms of every output of
+// ebpfrec (see LossRow): totals and a time series.
 type StreamLoss struct {
-	Stream         string       `json:"stream"`
-	KernelLost     uint64       `json:"kernel_lost"`
-	RingbufDropped uint64       `json:"ringbuf_dropped"`
-	UserDropped    uint64       `json:"user_dropped"`
-	Series         []LossBucket `json:"series"`
+	Stream            string       `json:"stream"`
+	KernelLostPerfbuf uint64       `json:"kernel_lost_perfbuf"`
+	KernelLostRingbuf uint64       `json:"kernel_lost_ringbuf"`
+	EbpfrecDropped    uint64       `json:"ebpfrec_dropped"`
+	Series            []LossBucket `json:"series"`
 }
 
 // Total is the sum of the stream's losses.
-func (l StreamLoss) Total() uint64 { return l.KernelLost + l.RingbufDropped + l.UserDropped }
+func (l StreamLoss) Total() uint64 {
+	return store.Loss{KernelLost: l.KernelLostPerfbuf, RingbufDropped: l.KernelLostRingbuf, UserDropped: l.EbpfrecDropped}.Total()
+}
 
 // LossBucket is the loss of a stream in [Start, Start+width).
 type LossBucket struct {
 	Start time.Time `json:"start"`
 	Lost  uint64    `json:"lost"`
+}
+
+// terms lists the stream's losses by name.
+func (l StreamLoss) terms() string {
+	return fmt.Sprintf("%s %d, %s %d, %s %d", lossterms.KernelLostPerfbuf, l.KernelLostPerfbuf,
+		lossterms.KernelLostRingbuf, l.KernelLostRingbuf, lossterms.EbpfrecDropped, l.EbpfrecDropped)
 }
 
 type lossInc struct {
@@ -132,6 +146,49 @@ type peerAcc struct {
 	comms   map[string]bool
 }
 
+// summarizer is what Summarize counts as it reads; the built-in tracers'
+// counts (builtins) add to it.
+type summarizer struct {
+	s    *Summary
+	meta store.Meta
+	// procs counts the events of each process; lastKt is the ktime of
+	// its last event, to name it.
+	procs  map[uint32]*ProcessCount
+	lastKt map[uint32]uint64
+	execs  map[string]uint64
+	files  map[string]*fileAcc
+	peers  map[string]*peerAcc
+	// The earliest and latest event times.
+	minT, maxT int64
+	anyT       bool
+}
+
+// seen takes in an event's time (ns since the epoch).
+func (sm *summarizer) seen(t int64) {
+	if !sm.anyT || t < sm.minT {
+		sm.minT = t
+	}
+	if !sm.anyT || t > sm.maxT {
+		sm.maxT = t
+	}
+	sm.anyT = true
+}
+
+// countProc counts an event of process pid at ktime kt (its comm, if the
+// event carries it).
+func (sm *summarizer) countProc(pid uint32, comm string, kt uint64) {
+	p := sm.procs[pid]
+	if p == nil {
+		p = &ProcessCount{Pid: pid}
+		sm.procs[pid] = p
+	}
+	p.Events++
+	if comm != "" {
+		p.Comm = comm
+	}
+	sm.lastKt[pid] = max(sm.lastKt[pid], kt)
+}
+
 // Summarize reads the recording in dir once and summarizes it. Damaged
 // batches are skipped and counted, with a warning.
 func Summarize(ctx context.Context, dir string, opts SummaryOptions) (*Summary, error) {
@@ -153,7 +210,7 @@ func Summarize(ctx context.Context, dir string, opts SummaryOptions) (*Summary, 
 	}
 	counters := func(stream string, t int64, l store.Loss) {
 		a := lossOf(stream)
-		d := rise(&a.cum, l).Total()
+		d := a.cum.Rise(l).Total()
 		if d > 0 {
 			a.incs = append(a.incs, lossInc{t: t, n: d})
 		}
@@ -165,53 +222,38 @@ func Summarize(ctx context.Context, dir string, opts SummaryOptions) (*Summary, 
 		return nil, err
 	}
 	defer r.Close()
+	if r.Live() {
+		s.Warnings = append(s.Warnings, LiveWarning)
+	}
 	meta := r.Meta()
 	s.RecordingID, s.Host, s.Kernel = meta.RecordingID, meta.Hostname, meta.KernelRelease
-	decs := map[string]decoder{}
+	var table *proc.Table
+	if len(proctable.Streams(meta)) > 0 {
+		var bad int
+		if table, bad, err = proctable.Load(dir); err != nil {
+			s.Warnings = append(s.Warnings, "process table incomplete: "+err.Error())
+		} else if bad > 0 {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("process table: %d events of the proc stream do not decode", bad))
+		}
+	}
+	sm := &summarizer{s: s, meta: meta, procs: map[uint32]*ProcessCount{}, lastKt: map[uint32]uint64{},
+		execs: map[string]uint64{}, files: map[string]*fileAcc{}, peers: map[string]*peerAcc{}}
+	decs := map[string]streamDecoding{}
+	counts := map[builtin]eventCounter{}
+	var vals []btflayout.Value
 	streamEvents := map[string]uint64{}
 	for _, si := range meta.Streams {
-		dec, why := decoderOf(si)
-		if why != "" {
-			s.Warnings = append(s.Warnings, why)
+		d := decoderOf(si)
+		s.Warnings = append(s.Warnings, d.why...)
+		if d.dec == decBuiltin && counts[d.builtin] == nil {
+			counts[d.builtin] = d.builtin.summary(sm)
 		}
-		decs[si.Name] = dec
+		if si.KernelLossUncounted {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("stream %s: its events lost in the kernel are not counted (a ring buffer whose program keeps no drop counter): %s is unknown, not 0", si.Name, lossterms.KernelLostRingbuf))
+		}
+		decs[si.Name] = d
 		streamEvents[si.Name] = 0
 	}
-	procs := map[uint32]*ProcessCount{}
-	proc := func(pid uint32, comm string) {
-		p := procs[pid]
-		if p == nil {
-			p = &ProcessCount{Pid: pid}
-			procs[pid] = p
-		}
-		p.Events++
-		if comm != "" {
-			p.Comm = comm
-		}
-	}
-	execs := map[string]uint64{}
-	files := map[string]*fileAcc{}
-	peers := map[string]*peerAcc{}
-	var minT, maxT int64
-	anyT := false
-	seen := func(t int64) {
-		if !anyT || t < minT {
-			minT = t
-		}
-		if !anyT || t > maxT {
-			maxT = t
-		}
-		anyT = true
-	}
-	var (
-		execEv exec.Event
-		execD  execDecoder
-		exitEv exit.Event
-		openEv open.Event
-		tcpEv  tcp.Event
-		sysEv  syscalls.Event
-	)
-	off := meta.MonoToWall
 	var lastRead int64
 	for {
 		b, err := r.Next()
@@ -235,69 +277,19 @@ func Summarize(ctx context.Context, dir string, opts SummaryOptions) (*Summary, 
 		s.Batches++
 		s.Events += uint64(len(b.Events))
 		streamEvents[b.Stream] += uint64(len(b.Events))
-		dec := decs[b.Stream]
+		d := decs[b.Stream]
+		count := counts[d.builtin]
 		for i := range b.Events {
 			e := &b.Events[i]
 			var derr error
-			switch dec {
-			case decExec:
-				if derr = execD.decode(e.Raw, &execEv); derr == nil {
-					seen(int64(execEv.KtimeNs) + off)
-					proc(execEv.Pid, execEv.Command)
-					s.Execs++
-					execs[execEv.Filename]++
-				}
-			case decExit:
-				if derr = exit.Decode(e.Raw, &exitEv); derr == nil {
-					seen(int64(exitEv.KtimeNs) + off)
-					proc(exitEv.Pid, exitEv.Command)
-					s.Exits++
-					if exitEv.Signal != 0 {
-						s.Killed++
-					}
-				}
-			case decOpen:
-				if derr = open.Decode(e.Raw, &openEv); derr == nil {
-					seen(int64(openEv.KtimeNs) + off)
-					proc(openEv.Pid, openEv.Command)
-					f := files[openEv.Path]
-					if f == nil {
-						f = &fileAcc{errs: map[string]bool{}}
-						files[openEv.Path] = f
-					}
-					f.opens++
-					if openEv.Ret < 0 {
-						f.failed++
-						f.errs[errnoName(syscall.Errno(-openEv.Ret))] = true
-					}
-				}
-			case decTCP:
-				if derr = tcp.Decode(e.Raw, &tcpEv); derr == nil {
-					seen(int64(tcpEv.KtimeNs) + off)
-					proc(tcpEv.Pid, tcpEv.Command)
-					dst := tcpEv.DstAddr()
-					if dst.Addr().IsUnspecified() {
-						break // a listening or unconnected socket: no peer
-					}
-					key := dst.String()
-					p := peers[key]
-					if p == nil {
-						p = &peerAcc{sockets: map[uint64]bool{}, comms: map[string]bool{}}
-						peers[key] = p
-					}
-					p.events++
-					p.sockets[tcpEv.Socket] = true
-					if tcpEv.Command != "" {
-						p.comms[tcpEv.Command] = true
-					}
-				}
-			case decSyscalls:
-				if derr = syscalls.Decode(e.Raw, &sysEv); derr == nil {
-					seen(int64(sysEv.KtimeNs) + off)
-					proc(sysEv.Pid, "")
-				}
+			switch d.dec {
+			case decBuiltin:
+				derr = count(e)
+			case decLayout:
+				vals, derr = d.layout.Decode(e.Raw, vals)
+				sm.seen(e.Timestamp.UnixNano())
 			default:
-				seen(e.Timestamp.UnixNano())
+				sm.seen(e.Timestamp.UnixNano())
 			}
 			if derr != nil {
 				s.DecodeErrors++
@@ -318,17 +310,30 @@ func Summarize(ctx context.Context, dir string, opts SummaryOptions) (*Summary, 
 			counters(b.Stream, lastRead, b.Loss)
 		}
 	}
-	if anyT {
-		s.From, s.To = time.Unix(0, minT).UTC(), time.Unix(0, maxT).UTC()
+	if sm.anyT {
+		s.From, s.To = time.Unix(0, sm.minT).UTC(), time.Unix(0, sm.maxT).UTC()
+	}
+	// Processes whose events carry no comm (syscalls) are named by the
+	// process table, as they were at their last event.
+	if table != nil {
+		for pid, p := range sm.procs {
+			if pr := table.Resolve(pid, sm.lastKt[pid]); pr != nil && p.Comm == "" {
+				p.Comm = pr.Comm
+			}
+		}
 	}
 	for _, si := range meta.Streams {
-		s.Streams = append(s.Streams, StreamCount{Stream: si.Name, Tracer: si.Tracer, Events: streamEvents[si.Name]})
+		sc := StreamCount{Stream: si.Name, Tracer: si.Tracer, Events: streamEvents[si.Name]}
+		if l := decs[si.Name].layout; l != nil {
+			sc.Struct = l.Name
+		}
+		s.Streams = append(s.Streams, sc)
 		delete(streamEvents, si.Name)
 	}
 	for name, n := range streamEvents {
 		s.Streams = append(s.Streams, StreamCount{Stream: name, Events: n})
 	}
-	for _, p := range procs {
+	for _, p := range sm.procs {
 		s.TopProcesses = append(s.TopProcesses, *p)
 	}
 	sort.Slice(s.TopProcesses, func(i, j int) bool {
@@ -336,8 +341,8 @@ func Summarize(ctx context.Context, dir string, opts SummaryOptions) (*Summary, 
 		return a.Events > b.Events || a.Events == b.Events && a.Pid < b.Pid
 	})
 	s.TopProcesses = s.TopProcesses[:min(len(s.TopProcesses), opts.Top)]
-	s.TopExecs = topCounts(execs, opts.Top)
-	for path, f := range files {
+	s.TopExecs = topCounts(sm.execs, opts.Top)
+	for path, f := range sm.files {
 		s.TopFiles = append(s.TopFiles, FileCount{Path: path, Opens: f.opens, Failed: f.failed, Errors: sortedKeys(f.errs)})
 	}
 	sort.Slice(s.TopFiles, func(i, j int) bool {
@@ -345,7 +350,7 @@ func Summarize(ctx context.Context, dir string, opts SummaryOptions) (*Summary, 
 		return a.Opens > b.Opens || a.Opens == b.Opens && a.Path < b.Path
 	})
 	s.TopFiles = s.TopFiles[:min(len(s.TopFiles), opts.Top)]
-	for peer, p := range peers {
+	for peer, p := range sm.peers {
 		s.TCPPeers = append(s.TCPPeers, PeerCount{Peer: peer, Sockets: uint64(len(p.sockets)), Events: p.events, Comms: sortedKeys(p.comms)})
 	}
 	sort.Slice(s.TCPPeers, func(i, j int) bool {
@@ -355,9 +360,9 @@ func Summarize(ctx context.Context, dir string, opts SummaryOptions) (*Summary, 
 	s.TCPPeers = s.TCPPeers[:min(len(s.TCPPeers), opts.Top)]
 	s.Loss = lossSeries(losses, s.From, s.To, opts.Buckets)
 	for _, l := range s.Loss {
-		s.Warnings = append(s.Warnings, fmt.Sprintf("stream %s lost %d events (kernel %d, ring buffer %d, user space %d): the recording is incomplete",
-			l.Stream, l.Total(), l.KernelLost, l.RingbufDropped, l.UserDropped))
+		s.Warnings = append(s.Warnings, fmt.Sprintf("stream %s: %d events not recorded (%s): the recording is incomplete", l.Stream, l.Total(), l.terms()))
 	}
+	s.Deleted = r.Deleted()
 	if s.DamagedBatches > 0 {
 		s.Warnings = append(s.Warnings, fmt.Sprintf("%d damaged part(s) of the recording were skipped", s.DamagedBatches))
 	}
@@ -371,7 +376,7 @@ func Summarize(ctx context.Context, dir string, opts SummaryOptions) (*Summary, 
 func lossSeries(losses map[string]*lossAcc, from, to time.Time, buckets int) []StreamLoss {
 	var out []StreamLoss
 	for stream, a := range losses {
-		l := StreamLoss{Stream: stream, KernelLost: max(a.cum.KernelLost, a.perfSum), RingbufDropped: a.cum.RingbufDropped, UserDropped: a.cum.UserDropped}
+		l := StreamLoss{Stream: stream, KernelLostPerfbuf: max(a.cum.KernelLost, a.perfSum), KernelLostRingbuf: a.cum.RingbufDropped, EbpfrecDropped: a.cum.UserDropped}
 		if l.Total() == 0 {
 			continue
 		}
@@ -418,39 +423,10 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
-// errnoName returns the symbolic name of an errno, e.g. "ENOENT".
-func errnoName(e syscall.Errno) string {
-	switch e {
-	case syscall.ENOENT:
-		return "ENOENT"
-	case syscall.EACCES:
-		return "EACCES"
-	case syscall.EPERM:
-		return "EPERM"
-	case syscall.EEXIST:
-		return "EEXIST"
-	case syscall.EISDIR:
-		return "EISDIR"
-	case syscall.ENOTDIR:
-		return "ENOTDIR"
-	case syscall.EMFILE:
-		return "EMFILE"
-	case syscall.ELOOP:
-		return "ELOOP"
-	case syscall.EROFS:
-		return "EROFS"
-	case syscall.ENAMETOOLONG:
-		return "ENAMETOOLONG"
-	case syscall.ENXIO:
-		return "ENXIO"
-	case syscall.EAGAIN:
-		return "EAGAIN"
-	}
-	return fmt.Sprintf("errno %d", int(e))
-}
-
-// WriteText prints the summary for a person.
+// WriteText prints the summary for a person, on a terminal: names from the
+// recording are escaped (see internal/safetext).
 func (s *Summary) WriteText(w io.Writer) error {
+	s = s.forTerminal() // names from the traced host, escaped
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
 	fmt.Fprintf(&b, "recording %s (host %s, kernel %s)\n", s.Recording, orDash(s.Host), orDash(s.Kernel))
@@ -460,10 +436,17 @@ func (s *Summary) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "time:      %s .. %s (%s)\n", s.From.Format(time.RFC3339Nano), s.To.Format(time.RFC3339Nano), s.To.Sub(s.From).Round(time.Millisecond))
 	}
 	fmt.Fprintf(&b, "events:    %d in %d batches\n", s.Events, s.Batches)
+	if d := s.Deleted; d != nil {
+		fmt.Fprintf(&b, "history:   starts after what retention deleted: %d events in %d batches (%d segment(s)), up to %s\n",
+			d.Events, d.Batches, d.Segments, d.To.Format(time.RFC3339Nano))
+	}
 	b.WriteString("\nevents per stream\n")
 	for _, st := range s.Streams {
 		tr := st.Tracer
-		if tr == "" {
+		switch {
+		case st.Struct != "":
+			tr = "struct " + st.Struct
+		case tr == "":
 			tr = "(no decoder)"
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%d\n", st.Stream, tr, st.Events)
@@ -505,7 +488,7 @@ func (s *Summary) WriteText(w io.Writer) error {
 		b.WriteString("  none: every event emitted was recorded\n")
 	}
 	for _, l := range s.Loss {
-		fmt.Fprintf(&b, "  %s: %d lost (kernel %d, ring buffer %d, user space %d)\n", l.Stream, l.Total(), l.KernelLost, l.RingbufDropped, l.UserDropped)
+		fmt.Fprintf(&b, "  %s: %d not recorded (%s)\n", l.Stream, l.Total(), l.terms())
 		width := time.Duration(0)
 		if len(l.Series) > 1 {
 			width = l.Series[1].Start.Sub(l.Series[0].Start)

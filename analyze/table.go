@@ -1,16 +1,24 @@
 package analyze
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/ebpfrec/ebpfrec/analyze/internal/tablesink"
+	"github.com/ebpfrec/ebpfrec/replay"
 )
 
 const nsPerDay = 86400 * 1e9
 
 // table buffers the rows of one table and writes them through one sink per
-// partition.
+// partition, in time order: the recording holds events per stream and per
+// CPU as the readers handed them over, so rows go through a time-order
+// window (replay.Reorder, Options.Order) first. A row is filled in a slot
+// of an arena, which the window holds by index (cheap to sort), and copied
+// into its partition's buffer when the window passes it on.
 type table[R any] struct {
 	x      *exporter
 	free   chan []R // row buffers back from the writer goroutine
@@ -21,6 +29,18 @@ type table[R any] struct {
 	cur    *part[R]
 	curDay int64
 	rows   uint64
+
+	ro        *replay.Reorder[rowRef]
+	slots     []R     // rows in the window (at most its MaxItems, and one filling)
+	freeSlots []int32 // slots passed on
+	pend      rowRef  // the row add returned last, pushed at the next add
+	pending   bool
+}
+
+// rowRef is a row in the window: its slot and time.
+type rowRef struct {
+	slot int32
+	t    int64
 }
 
 type part[R any] struct {
@@ -33,6 +53,8 @@ type part[R any] struct {
 type tabler interface {
 	tableName() string
 	rowCount() uint64
+	// drain empties the table's time-order window into its buffers.
+	drain()
 	// ensure makes sure the table has a file in partition key, even empty.
 	ensure(key string)
 	// finish has the writer write what is buffered and close every file;
@@ -43,6 +65,7 @@ type tabler interface {
 
 func newTable[R any](x *exporter, name string) *table[R] {
 	t := &table[R]{x: x, name: name, parts: map[string]*part[R]{}, free: make(chan []R, buffersPerTable)}
+	t.ro = replay.NewReorder(x.opts.Order, t.place)
 	x.tables = append(x.tables, t)
 	return t
 }
@@ -55,8 +78,58 @@ func (t *table[R]) rowCount() uint64  { return t.rows }
 const buffersPerTable = 4
 
 // add returns the row to fill (all of it: it is not zeroed) for an event
-// at time ts (ns since the epoch, UTC), buffered in ts's partition.
+// at time ts (ns since the epoch, UTC); it enters the time-order window at
+// the next add (or drain), once filled.
 func (t *table[R]) add(ts int64) *R {
+	if t.x.opts.recordedOrder {
+		t.rows++
+		return t.buffered(ts)
+	}
+	t.push()
+	var slot int32
+	if n := len(t.freeSlots); n > 0 {
+		slot, t.freeSlots = t.freeSlots[n-1], t.freeSlots[:n-1]
+	} else {
+		var zero R
+		t.slots = append(t.slots, zero)
+		slot = int32(len(t.slots) - 1)
+	}
+	t.pend, t.pending = rowRef{slot: slot, t: ts}, true
+	t.rows++
+	return &t.slots[slot]
+}
+
+// push puts the row filled since the last add into the window.
+func (t *table[R]) push() {
+	if t.pending {
+		t.pending = false
+		_ = t.ro.Push(t.pend.t, t.pend) // place never fails
+	}
+}
+
+// drain passes every row held in the window on to the partitions' buffers;
+// rows that came too late for it are said in a warning.
+func (t *table[R]) drain() {
+	t.push()
+	_ = t.ro.Flush()
+	if st := t.ro.Stats(); st.Late > 0 {
+		t.x.warnings = append(t.x.warnings, fmt.Sprintf("table %s: %d rows arrived after later rows were written (more than the %v time-order window late): written out of order, the latest %v behind",
+			t.name, st.Late, t.ro.Options().Window, st.MaxLate))
+	}
+}
+
+// place copies a row the window passes on into its partition's buffer,
+// in order (or late: out of order, counted).
+func (t *table[R]) place(ref rowRef, _ bool) error {
+	*t.buffered(ref.t) = t.slots[ref.slot]
+	var zero R
+	t.slots[ref.slot] = zero // drop references to strings and bytes
+	t.freeSlots = append(t.freeSlots, ref.slot)
+	return nil
+}
+
+// buffered returns the next row of ts's partition's buffer.
+func (t *table[R]) buffered(ts int64) *R {
 	p := t.cur
 	if t.x.partition {
 		day := floorDiv(ts, nsPerDay)
@@ -73,7 +146,6 @@ func (t *table[R]) add(ts int64) *R {
 	}
 	n := len(p.rows)
 	p.rows = p.rows[:n+1]
-	t.rows++
 	return &p.rows[n]
 }
 
@@ -108,7 +180,7 @@ func (t *table[R]) part(key string) *part[R] {
 }
 
 func (t *table[R]) bufRows() int {
-	if t.x.opts.Format == FormatArrow || t.x.opts.WriterPath == ArrowParquet {
+	if t.x.opts.Format == FormatArrow || t.x.opts.writerPath == arrowParquet {
 		return rowGroupRows
 	}
 	return writeRows
@@ -134,10 +206,14 @@ func (t *table[R]) buffer() []R {
 func newSink[R any](x *exporter, path string) (sink[R], error) {
 	meta := map[string]string{"ebpfrec.table": path[len(x.tmp)+1:], "ebpfrec.recording_id": x.meta.RecordingID}
 	switch {
-	case x.opts.Format == FormatArrow:
-		return newArrowSink[R](path, true, x.opts.Version, meta)
-	case x.opts.WriterPath == ArrowParquet:
-		return newArrowSink[R](path, false, x.opts.Version, meta)
+	case x.opts.writerPath == arrowParquet:
+		if pqarrowFactory == nil {
+			return nil, errors.New("the pqarrow writer is only in the tests")
+		}
+		return newFormatSink[R](pqarrowFactory, path, x.opts.Version, meta)
+	case x.opts.Format != FormatParquet:
+		// Export checked that the format is linked.
+		return newFormatSink[R](tablesink.Lookup(x.opts.Format), path, x.opts.Version, meta)
 	default:
 		return newParquetGoSink[R](path, x.opts.Version, meta)
 	}

@@ -33,6 +33,8 @@ type DecodeError struct {
 	Err    error  // one of the sentinel errors above
 }
 
+// Error names the decoder, the field's offset and size, the event's length
+// and the sentinel.
 func (e *DecodeError) Error() string {
 	return fmt.Sprintf("bpf: %s: offset %d size %d in event of %d bytes: %v", e.Op, e.Offset, e.Size, e.Len, e.Err)
 }

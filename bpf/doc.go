@@ -1,6 +1,6 @@
 // Package bpf manages the lifecycle of eBPF programs and reads their events.
 //
-// It is the seed API of ebpfrec (see the project's ARCHITECTURE.md): a
+// It is the seed API of ebpfrec (see docs/architecture.md): a
 // Manager loads collection specs (usually from bpf2go), attaches their
 // programs to tracepoints, raw and BTF tracepoints, uprobes and kprobes, and
 // releases everything in Stop; a MapManager creates, pins and looks up maps;
@@ -25,6 +25,22 @@
 // Event bytes handed to handlers (RingbufEvent.Raw, PerfbufEvent.Raw) belong
 // to the reader again once the handler returns; a handler that keeps them
 // must copy them. Slices returned by ReadBytes alias the event.
+//
+// # Instrumenting processes
+//
+// ProcessTracer.Instrument instruments one process for its programs (the
+// Tracers): its executable once per file, identified by FileKey (device
+// and inode), and the shared libraries its programs' UProbes name, once
+// per library and program, reference-counted through the Tracer's
+// *InstrumentedLib methods (InstrumentedLibs implements them for
+// embedding). Go functions, from GoProbes, are probed at their entry and
+// at each of their return instructions, never with uretprobes: Go copies
+// its stacks when they grow and walks them to collect garbage, and a
+// return probe's changed return address on a stack makes it die. The
+// offsets come from InspectGo (package exeinfo); Manager.AttachGoFunc
+// attaches the same way through a Manager. Release undoes Instrument; the
+// last process of a file or library detaches its probes. GoOffsets.Field
+// keys are "TYPE.FIELD" ("runtime.g.goid").
 //
 // # Names
 //
@@ -56,8 +72,8 @@
 // ErrUnknownCollection (alias ErrNotLoaded), ErrUnknownProgram,
 // ErrUnknownLink, ErrUnknownMap, ErrAlreadyExists, ErrWrongProgramType,
 // ErrInvalidName, ErrNotOwned, ErrIncompatiblePin, ErrClosed for the
-// managers; ErrOutOfBounds, ErrUnterminatedString, ErrBadHeader for the
-// decoders (whose errors are *DecodeError values naming the field).
+// managers; ErrTracerClosed for a closed ProcessTracer; ErrOutOfBounds,
+// ErrUnterminatedString, ErrBadHeader for the decoders (whose errors are *DecodeError values naming the field).
 // Errors from the kernel and cilium/ebpf stay wrapped: a verifier rejection
 // from LoadCollection is an *ebpf.VerifierError for errors.As and carries
 // the whole verifier log in its message; AttachKprobe on a kernel without

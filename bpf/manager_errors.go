@@ -12,6 +12,9 @@ var (
 	ErrManagerStopped = errors.New("manager stopped")
 	// ErrClosed: the MapManager was closed.
 	ErrClosed = errors.New("map manager closed")
+	// ErrTracerClosed: the ProcessTracer was closed; it instruments
+	// nothing more (what it would attach would be held by nothing).
+	ErrTracerClosed = errors.New("process tracer closed")
 	// ErrUnknownSpec: no spec was given to LoadSpec under that name.
 	ErrUnknownSpec = errors.New("unknown spec")
 	// ErrUnknownCollection: no collection is loaded under that name.

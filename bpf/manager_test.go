@@ -29,7 +29,9 @@ const (
 	mgrSlotRB     uint32 = 0
 	mgrSlotPerf   uint32 = 1
 	mgrSlotUprobe uint32 = 2
-	mgrSlotKprobe uint32 = 3
+	// mgrSlotUprobeRC sums the return register at each uprobe hit.
+	mgrSlotUprobeRC uint32 = 4
+	mgrSlotKprobe   uint32 = 3
 )
 
 // mgrTestSpec returns the test program's spec with target_tgid set to tgid.

@@ -88,10 +88,14 @@ func TestManagerAttachUprobe(t *testing.T) {
 		name, section string
 		attachType    ebpf.AttachType
 		typ           ProgramType
+		forceRet      bool // attach with AttachUretprobe
+		ret           bool // a return probe is expected
 	}{
-		{"uprobe", "uprobe", ebpf.AttachNone, ProgramUprobe},
-		{"uretprobe", "uretprobe", ebpf.AttachNone, ProgramUretprobe},
-		{"uprobe_multi", "uprobe.multi", ebpf.AttachTraceUprobeMulti, ProgramUprobe},
+		{"uprobe", "uprobe", ebpf.AttachNone, ProgramUprobe, false, false},
+		{"uretprobe", "uretprobe", ebpf.AttachNone, ProgramUretprobe, false, true},
+		{"uprobe_multi", "uprobe.multi", ebpf.AttachTraceUprobeMulti, ProgramUprobe, false, false},
+		{"uprobe_as_uretprobe", "uprobe", ebpf.AttachNone, ProgramUprobe, true, true},
+		{"uprobe_multi_as_uretprobe", "uprobe.multi", ebpf.AttachTraceUprobeMulti, ProgramUprobe, true, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if c.attachType == ebpf.AttachTraceUprobeMulti {
@@ -102,17 +106,25 @@ func TestManagerAttachUprobe(t *testing.T) {
 			}
 			testUprobe(t, m, c.name, bin, off, func(ps *ebpf.ProgramSpec) {
 				ps.SectionName, ps.AttachType = c.section, c.attachType
-			}, c.typ)
+			}, c.typ, c.forceRet, c.ret)
 		})
 	}
 }
 
 // testUprobe runs bin so that it calls target() a known number of times
-// with count_uprobe, adjusted by tweak, attached as collection coll.
-func testUprobe(t *testing.T, m *Manager, coll, bin string, off uint64, tweak func(*ebpf.ProgramSpec), typ ProgramType) {
+// with count_uprobe, adjusted by tweak, attached as collection coll (by
+// AttachUretprobe if forceRet), and checks that it was an entry or, if ret,
+// a return probe: the return register holds uprobeTarget's argument i at
+// its entry and i+1 at its return.
+func testUprobe(t *testing.T, m *Manager, coll, bin string, off uint64, tweak func(*ebpf.ProgramSpec), typ ProgramType, forceRet, ret bool) {
 	const calls = 29
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), envUprobeCalls+"="+strconv.Itoa(calls))
+	// A return probe on a Go function puts a return address that is not
+	// Go's on the stack while the function runs: a stack scan then (by the
+	// collector, or for an asynchronous preemption) kills the process
+	// ("unknown caller pc"). The child allocates next to nothing; these
+	// keep the collector and preemption off its stack altogether.
+	cmd.Env = append(os.Environ(), envUprobeCalls+"="+strconv.Itoa(calls), "GOGC=off", "GODEBUG=asyncpreemptoff=1")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +156,11 @@ func testUprobe(t *testing.T, m *Manager, coll, bin string, off uint64, tweak fu
 	if _, err := m.LoadCollection(coll, nil); err != nil {
 		t.Fatal(err)
 	}
-	l, err := m.AttachUprobe(coll, testdata.TestprogProgCountUprobe, bin, off)
+	attach := m.AttachUprobe
+	if forceRet {
+		attach = m.AttachUretprobe
+	}
+	l, err := attach(coll, testdata.TestprogProgCountUprobe, bin, off)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,6 +189,15 @@ func testUprobe(t *testing.T, m *Manager, coll, bin string, off uint64, tweak fu
 	}
 	if got := readCounter(t, m.MapManager(), coll+"/counters", mgrSlotUprobe); got != calls {
 		t.Errorf("counted %d calls, want %d (child printed %q)", got, calls, out.String())
+	}
+	// Calls with 0..calls-1: the arguments sum to calls*(calls-1)/2, the
+	// results to calls*(calls+1)/2.
+	want, what := uint64(calls*(calls-1)/2), "entry"
+	if ret {
+		want, what = calls*(calls+1)/2, "return"
+	}
+	if got := readCounter(t, m.MapManager(), coll+"/counters", mgrSlotUprobeRC); got != want {
+		t.Errorf("return register summed to %d, want %d: not a probe at the function's %s", got, want, what)
 	}
 
 	if err := m.DetachLink(linkName); err != nil {

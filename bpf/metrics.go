@@ -29,11 +29,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, labels),
 		EventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "ebpfrec", Name: "events_dropped_total",
-			Help: "Events read but dropped in user space (handler failed or queue full).",
+			Help: "Events read, then dropped by ebpfrec (ebpfrec_dropped: a handler failed or the queue was full).",
 		}, labels),
 		EventsLost: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "ebpfrec", Name: "events_lost_total",
-			Help: "Events the kernel could not deliver (perf lost samples, ring buffer drop counters).",
+			Help: "Events lost in the kernel, a buffer full (kernel_lost_perfbuf for kind perfbuf, kernel_lost_ringbuf for kind ringbuf).",
 		}, labels),
 		BytesReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "ebpfrec", Name: "bytes_received_total",

@@ -18,6 +18,7 @@ const (
 	Generic
 )
 
+// String names the type ("go", "generic").
 func (t ProcessTracerType) String() string {
 	switch t {
 	case Go:
@@ -34,22 +35,35 @@ func (t ProcessTracerType) String() string {
 type instrumenter struct {
 	closers []io.Closer
 	refs    int
+	offsets *GoOffsets // what inspecting a Go executable found
 }
 
 // ProcessTracer instruments an executable with eBPF and provides the eBPF
 // readers that will forward the traces to later stages in the pipeline.
 //
 // Programs are the tracers run for the executable. Instrumentables holds, by
-// the executable's inode (FileInfo.Ino), the resources of each instrumented
-// file; use AddInstrumented / UnlinkInstrumented / Close rather than
+// the executable's FileKey (its inode, with its device mixed in when
+// known), the resources of each instrumented file; use Instrument and
+// Release, or AddInstrumented / UnlinkInstrumented / Close, rather than
 // touching the map, which they guard with a lock.
 type ProcessTracer struct {
 	Programs        []Tracer
 	Type            ProcessTracerType
 	Instrumentables map[uint64]*instrumenter
+	// GoFields are the struct fields whose offsets Instrument reads from a
+	// Go executable's DWARF for the programs' RegisterOffsets, as
+	// "TYPE.FIELD" ("runtime.g.goid"); a missing one fails the executable.
+	GoFields []string
 
-	mu  sync.Mutex
-	log *slog.Logger
+	instMu sync.Mutex // serializes Instrument and Release
+	closed bool       // Close was called (under instMu)
+	mu     sync.Mutex
+	log    *slog.Logger
+	procs  map[int32]*procState // instrumented processes, by PID
+	// held are the library references InstrumentFile and
+	// InstrumentLibraries took for processes not yet running; Close
+	// drops them.
+	held []libRef
 }
 
 // NewProcessTracer returns a ProcessTracer of type t running programs.
@@ -66,6 +80,13 @@ func NewProcessTracer(t ProcessTracerType, log *slog.Logger, programs ...Tracer)
 	}
 }
 
+func (pt *ProcessTracer) logger() *slog.Logger {
+	if pt.log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return pt.log
+}
+
 // AllowPID tells every program to report the process pid in PID namespace
 // ns; attrs is shared by the process's children.
 func (pt *ProcessTracer) AllowPID(pid, ns uint32, attrs *ServiceAttrs) {
@@ -79,6 +100,26 @@ func (pt *ProcessTracer) AllowPID(pid, ns uint32, attrs *ServiceAttrs) {
 func (pt *ProcessTracer) BlockPID(pid, ns uint32) {
 	for _, p := range pt.Programs {
 		p.BlockPID(pid, ns)
+	}
+}
+
+// PIDForgetter is a Tracer that can withdraw the allowance AllowPID gave
+// a process without blocking its pid (which a later process may reuse).
+// Release uses it where a program has it, BlockPID otherwise.
+type PIDForgetter interface {
+	ForgetPID(pid, ns uint32)
+}
+
+// ForgetPID tells every program to stop reporting process pid in PID
+// namespace ns as AllowPID asked, without blocking the pid: through
+// PIDForgetter where a program has it, else BlockPID.
+func (pt *ProcessTracer) ForgetPID(pid, ns uint32) {
+	for _, p := range pt.Programs {
+		if f, ok := p.(PIDForgetter); ok {
+			f.ForgetPID(pid, ns)
+		} else {
+			p.BlockPID(pid, ns)
+		}
 	}
 }
 
@@ -130,16 +171,34 @@ func (pt *ProcessTracer) UnlinkInstrumented(ino uint64) error {
 	return closeReverse(in.closers)
 }
 
-// Close releases the resources of every instrumented executable.
+// Close releases every instrumented process (ReleaseAll) and the library
+// references taken for processes not yet running (InstrumentFile,
+// InstrumentLibraries), so that a library's probes are detached with its
+// last reference, then the resources of every instrumented executable.
+// Instrument, InstrumentFile and InstrumentLibraries then return
+// ErrTracerClosed; Close may be called again.
 func (pt *ProcessTracer) Close() error {
+	// The processes' and the held library references first: a library's
+	// probes are detached with its last reference, and the libraries
+	// belong to the programs, which outlive this.
+	errs := []error{pt.ReleaseAll()}
+	pt.instMu.Lock()
+	// Probes attached after this would be held by nothing.
+	pt.closed = true
 	pt.mu.Lock()
+	held := pt.held
+	pt.held = nil
 	ins := pt.Instrumentables
 	pt.Instrumentables = make(map[uint64]*instrumenter)
+	pt.procs = nil
 	pt.mu.Unlock()
-	var errs []error
+	pt.instMu.Unlock()
+	for _, r := range held {
+		r.prog.UnlinkInstrumentedLib(r.key)
+	}
 	for ino, in := range ins {
 		if err := closeReverse(in.closers); err != nil {
-			pt.log.Debug("releasing instrumented executable", "ino", ino, "error", err)
+			pt.logger().Debug("releasing instrumented executable", "ino", ino, "error", err)
 			errs = append(errs, err)
 		}
 	}

@@ -3,6 +3,7 @@ package bpf
 import (
 	"errors"
 	"fmt"
+	"os"
 	"testing"
 )
 
@@ -89,4 +90,46 @@ func TestCopyToServiceAttributes(t *testing.T) {
 	(&Instrumentable{}).CopyToServiceAttributes() // nil FileInfo
 	var nilIE *Instrumentable
 	nilIE.CopyToServiceAttributes()
+}
+
+// TestInstrumentNilRefused: Instrument(nil) is an error (ErrInvalidName),
+// not a nil-pointer panic; it needs no privileges.
+func TestInstrumentNilRefused(t *testing.T) {
+	pt := NewProcessTracer(Go, nil)
+	defer pt.Close()
+	var err error
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				t.Fatalf("Instrument(nil) panicked: %v", p)
+			}
+		}()
+		err = pt.Instrument(nil)
+	}()
+	if !errors.Is(err, ErrInvalidName) {
+		t.Fatalf("Instrument(nil): %v, want ErrInvalidName", err)
+	}
+}
+
+// TestInstrumentAfterCloseRefused: a closed ProcessTracer instruments
+// nothing more (ErrTracerClosed), where Instrument went on to probe the
+// executable and keep links that nothing would release.
+func TestInstrumentAfterCloseRefused(t *testing.T) {
+	pt := NewProcessTracer(Go, nil)
+	if err := pt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := NewFileInfo(int32(os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pt.Instrument(&Instrumentable{FileInfo: fi}); !errors.Is(err, ErrTracerClosed) {
+		t.Errorf("Instrument after Close: %v, want ErrTracerClosed", err)
+	}
+	if err := pt.InstrumentFile(fi); !errors.Is(err, ErrTracerClosed) {
+		t.Errorf("InstrumentFile after Close: %v, want ErrTracerClosed", err)
+	}
+	if err := pt.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
 }

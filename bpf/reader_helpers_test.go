@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -187,6 +188,25 @@ func runReader(tb testing.TB, ctxCancel func(), start func() error) (stop func()
 		case <-time.After(5 * time.Second):
 			tb.Fatal("Start did not return within 5 s of the cancellation")
 			return nil
+		}
+	}
+}
+
+// waitBlockedIn waits until a goroutine is blocked in a system call (the
+// epoll wait of a buffer reader) with fn on its stack: what the tests of
+// cancellation and Close need before they act, where a sleep only hoped
+// for it. It fails the test after a generous bound (a hang guard).
+func waitBlockedIn(tb testing.TB, fn string) {
+	tb.Helper()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, "[syscall") && strings.Contains(g, fn) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("no goroutine blocked in a system call under %s", fn)
 		}
 	}
 }

@@ -317,7 +317,7 @@ func TestRingbufReaderCancelAndClose(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	stop := runReader(t, cancel, func() error { return r.Start(ctx) })
-	time.Sleep(10 * time.Millisecond) // let it block in the read
+	waitBlockedIn(t, "(*RingbufReader).read")
 	if err := stop(); err != nil {
 		t.Fatalf("Start after cancel: %v", err)
 	}
@@ -342,7 +342,7 @@ func TestRingbufReaderCancelAndClose(t *testing.T) {
 	}
 	started := make(chan error, 1)
 	go func() { started <- r.Start(context.Background()) }()
-	time.Sleep(10 * time.Millisecond)
+	waitBlockedIn(t, "(*RingbufReader).read")
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
@@ -510,7 +510,7 @@ func TestPerfbufReaderCancelAndClose(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	stop := runReader(t, cancel, func() error { return r.Start(ctx) })
-	time.Sleep(10 * time.Millisecond)
+	waitBlockedIn(t, "(*PerfbufReader)")
 	if err := stop(); err != nil {
 		t.Fatalf("Start: %v", err)
 	}

@@ -62,6 +62,7 @@ const (
 	InstrumentableGolang
 )
 
+// String names the type of executable.
 func (t InstrumentableType) String() string {
 	switch t {
 	case InstrumentableGeneric:
@@ -90,8 +91,11 @@ type FileInfo struct {
 	ProExeLink string // /proc/PID/exe
 	PID        int32
 	PPID       int32
-	Ino        uint64 // inode of the executable, the key of instrumented libraries
-	NS         uint32 // PID namespace
+	Ino        uint64 // inode of the executable
+	// Dev is the device of the executable (st_dev): with Ino, what
+	// identifies the file (FileKey).
+	Dev uint64
+	NS  uint32 // PID namespace
 }
 
 // FuncOffsets are the offsets, in the executable file, of a function's entry

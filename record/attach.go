@@ -97,8 +97,10 @@ func sectionAttachments(spec *ebpf.CollectionSpec) []Attachment {
 	return out
 }
 
-// attach attaches a through the manager; the program must be in collection coll.
-func attach(mgr *bpf.Manager, coll string, a Attachment) (link.Link, error) {
+// attach attaches a through the manager; the program must be in collection
+// coll, made from spec. The kind a says is the probe made, whatever the
+// program's section says.
+func attach(mgr *bpf.Manager, coll string, spec *ebpf.CollectionSpec, a Attachment) (link.Link, error) {
 	switch a.Kind {
 	case "tracepoint":
 		group, name, _ := strings.Cut(a.Target, "/")
@@ -115,6 +117,13 @@ func attach(mgr *bpf.Manager, coll string, a Attachment) (link.Link, error) {
 		off, err := symbolOffset(path, sym)
 		if err != nil {
 			return nil, fmt.Errorf("%w %s: %v", ErrBadAttachment, a, err)
+		}
+		if a.Kind == "uretprobe" {
+			return mgr.AttachUretprobe(coll, a.Program, path, off)
+		}
+		if ps := spec.Programs[a.Program]; ps != nil && strings.HasPrefix(ps.SectionName, "uretprobe") {
+			// AttachUprobe would follow the section and make a return probe.
+			return nil, fmt.Errorf("%w %s: program %s is a return probe (SEC(%q)): attach it as uretprobe:%s", ErrBadAttachment, a, a.Program, ps.SectionName, a.Target)
 		}
 		return mgr.AttachUprobe(coll, a.Program, path, off)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -167,4 +168,63 @@ func benchBareReader(b *testing.B) (rate float64, lost int64) {
 	}
 	span := time.Duration(last.Load() - first.Load()).Seconds()
 	return float64(n.Load()) / span, rd.Stats().EventsLost
+}
+
+// BenchmarkRecordProcCost measures what the proc stream (on by default)
+// costs the recorder under the getpid storm: each op records the same storm
+// with NoProc and without, in alternating order, and reports both rates and
+// their ratio (goal: proc-ratio >= 0.95).
+func BenchmarkRecordProcCost(b *testing.B) {
+	kerneltest.Require(b)
+	var with, without float64
+	run := func(noProc bool) float64 {
+		dir := filepath.Join(b.TempDir(), "rec")
+		rec, err := New(Options{Dir: dir, Command: stormCommand(b), RingbufSize: benchRingSize, NoProc: noProc})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := rec.AddBuiltin("syscalls"); err != nil {
+			b.Fatal(err)
+		}
+		sum, err := rec.Run(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		info, err := store.Info(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var st StreamResult
+		for _, s := range sum.Streams {
+			if s.Name == "syscalls" {
+				st = s
+			}
+		}
+		if st.Lost() != 0 {
+			b.Logf("noProc %v: %d events lost", noProc, st.Lost())
+		}
+		return float64(st.Recorded) / info.To.Sub(info.From).Seconds()
+	}
+	// The machine's noise moves single runs by 10% and more: the median of
+	// the pairs' ratios says more than the ratio of the sums.
+	var ratios []float64
+	for i := 0; i < b.N; i++ {
+		var w, wo float64
+		if i%2 == 0 {
+			wo = run(true)
+			w = run(false)
+		} else {
+			w = run(false)
+			wo = run(true)
+		}
+		with += w
+		without += wo
+		ratios = append(ratios, w/wo)
+	}
+	sort.Float64s(ratios)
+	n := float64(b.N)
+	b.ReportMetric(without/n, "noproc-ev/s")
+	b.ReportMetric(with/n, "proc-ev/s")
+	b.ReportMetric(with/without, "proc-ratio")
+	b.ReportMetric(ratios[len(ratios)/2], "proc-ratio-median")
 }

@@ -18,13 +18,20 @@ import (
 // program: exec keeps the PID, so the PID selected before release is the
 // program's own. The only events seen from the shell itself are the tail of
 // that read(2) and the execve.
+//
+// startGated returns once the shell runs its script (it says so on a second
+// pipe), not merely once it is exec'd: only then has the dynamic loader
+// mapped the shell's libraries, which the user-space tracers instrument in
+// the gated process (dns and bash probe libc, the same file the program
+// loads); right after the exec only the loader is mapped.
 type gatedCommand struct {
 	cmd  *exec.Cmd
 	gate *os.File // write end of the pipe the shell waits on
 }
 
-// gateScript reads one line from fd 3, closes it and execs its arguments.
-const gateScript = `read -r _ <&3 || exit 126; exec 3<&-; exec "$@"`
+// gateScript says it runs on fd 4 and closes it, reads one line from fd 3,
+// closes it and execs its arguments.
+const gateScript = `echo >&4; exec 4>&-; read -r _ <&3 || exit 126; exec 3<&-; exec "$@"`
 
 // startGated starts argv behind a gate. The caller selects cmd.Process.Pid
 // and then calls release.
@@ -40,20 +47,34 @@ func startGated(argv []string, stdin io.Reader, stdout, stderr io.Writer) (*gate
 	if err != nil {
 		return nil, fmt.Errorf("record: command gate: %w", err)
 	}
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("record: command gate: %w", err)
+	}
+	defer readyR.Close()
 	args := append([]string{"-c", gateScript, argv[0], path}, argv[1:]...)
 	cmd := exec.Command("/bin/sh", args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
-	cmd.ExtraFiles = []*os.File{r}
+	cmd.ExtraFiles = []*os.File{r, readyW}
 	// Its own process group, so a Ctrl-C in the terminal reaches the
 	// recorder, which then stops the command itself.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		r.Close()
+	err = cmd.Start()
+	r.Close()
+	readyW.Close()
+	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("record: start %q: %w", argv[0], err)
 	}
-	r.Close()
-	return &gatedCommand{cmd: cmd, gate: w}, nil
+	g := &gatedCommand{cmd: cmd, gate: w}
+	// The shell's line, or EOF if it died first.
+	if n, _ := readyR.Read(make([]byte, 1)); n != 1 {
+		g.abort()
+		return nil, fmt.Errorf("record: start %q: the gate shell /bin/sh exited before running", argv[0])
+	}
+	return g, nil
 }
 
 // pid is the process ID the program will run with.

@@ -129,8 +129,8 @@ exit 0
 		t.Errorf("command exit %d", sum.CommandExit)
 	}
 	for _, s := range sum.Streams {
-		if !s.Balanced() || s.Lost() != 0 {
-			t.Errorf("stream %s: emitted %d, recorded %d, lost %d", s.Name, s.Emitted, s.Recorded, s.Lost())
+		if !s.HasEmitted || !s.Balanced() || s.Lost() != 0 {
+			t.Errorf("stream %s: emitted %d (counted: %v), recorded %d, lost %d", s.Name, s.Emitted, s.HasEmitted, s.Recorded, s.Lost())
 		}
 	}
 	t.Logf("summary: %+v", sum.Streams)

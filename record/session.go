@@ -4,19 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 
 	"github.com/ebpfrec/ebpfrec/bpf"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers/common"
+	"github.com/ebpfrec/ebpfrec/bpf/tracers/proc"
 	"github.com/ebpfrec/ebpfrec/store"
 )
 
@@ -33,6 +32,24 @@ type session struct {
 	started     time.Time
 	stopErr     chan error // the writer failed: stop the recording
 	fpMu        sync.Mutex // serializes appends and their Fingerprints lines
+	note        *note      // the recorder's note in the recording (nil if it could not be written)
+	cgroups     *cgroupNamer
+	// users are the user-space tracers and their ProcessTracers;
+	// instrumented what instrumenting processes for them gave.
+	users        []*userTracer
+	instMu       sync.Mutex // instrumented is appended to by watchExecs' goroutine too
+	instrumented []InstrumentResult
+	watchStop    chan struct{} // ends watchExecs' goroutine
+	watchDone    chan struct{}
+	self         int      // the recorder's pid, never instrumented
+	execFiles    []fileID // the executables of Options.Exec
+
+	storageMu  sync.Mutex
+	storageErr error // the storage failure that stopped the writer, if any
+
+	// aborting is set by Abort: batches read from then on are counted as
+	// dropped by ebpfrec instead of recorded, so the buffers empty at once.
+	aborting atomic.Bool
 }
 
 func (s *session) run(ctx context.Context) (sum *Summary, err error) {
@@ -50,17 +67,39 @@ func (s *session) run(ctx context.Context) (sum *Summary, err error) {
 	}()
 
 	// Processes given by PID must exist; the recording ends when they exit.
-	pidsDone, err := watchPIDs(s.opts.PIDs)
+	pidsDone, stopWatch, err := watchPIDs(s.opts.PIDs)
 	if err != nil {
 		return nil, err
 	}
+	defer stopWatch()
 	if err := ensureTracefs(log); err != nil {
 		return nil, err
 	}
-	if err := s.setupFilter(); err != nil {
+	// The user's collections that opt into the process filter get the
+	// recording's filter maps in place of their own.
+	var colls []Collection
+	var hooked []int
+	for _, c := range s.rec.colls {
+		if ok, _ := common.UserHook(c.Spec); ok { // AddCollection checked it
+			hooked = append(hooked, len(colls))
+		}
+		colls = append(colls, c)
+	}
+	if err := s.setupFilter(len(s.rec.tracers) > 0 || len(hooked) > 0 || s.rec.proc != nil); err != nil {
 		return nil, err
 	}
-	colls := append([]Collection(nil), s.rec.colls...)
+	for _, i := range hooked {
+		opts := ebpf.CollectionOptions{}
+		if colls[i].Options != nil {
+			opts = *colls[i].Options
+		}
+		repl := s.rec.filter.UserMapReplacements()
+		for k, m := range opts.MapReplacements {
+			repl[k] = m
+		}
+		opts.MapReplacements = repl
+		colls[i].Options = &opts
+	}
 	for _, t := range s.rec.tracers {
 		err := t.Supported()
 		if err == nil {
@@ -82,8 +121,38 @@ func (s *session) run(ctx context.Context) (sum *Summary, err error) {
 		}
 		colls = append(colls, c)
 	}
+	if t := s.rec.proc; t != nil {
+		c, err := s.procCollection(t)
+		if err != nil {
+			return nil, err
+		}
+		if c != nil {
+			// Its stream comes last; its programs are attached first (below).
+			colls = append(colls, *c)
+		}
+	}
 	if err := s.load(colls); err != nil {
 		return nil, err
+	}
+	s.self = os.Getpid()
+	for _, t := range s.rec.tracers {
+		if pi, ok := t.(tracers.ProcessInstrumenter); ok && s.loadedColl(colls, t.Name()) {
+			pt := bpf.NewProcessTracer(pi.ProcessTracerType(), log, pi)
+			pt.GoFields = pi.GoFields()
+			s.users = append(s.users, &userTracer{t: pi, pt: pt})
+		}
+	}
+	defer func() {
+		if err != nil {
+			s.releaseUsers()
+		}
+	}()
+	if s.rec.proc != nil && len(colls) > 0 && colls[len(colls)-1].Name == proc.Name {
+		// Attached first, so that its programs run first on the tracepoints
+		// it shares with other tracers (a tracepoint calls its probes in the
+		// order they were attached): a process's exec is in the table
+		// before the exec tracer's event of it, in ktime order.
+		colls = append(colls[len(colls)-1:], colls[:len(colls)-1]...)
 	}
 
 	meta, err := hostMeta()
@@ -107,16 +176,38 @@ func (s *session) run(ctx context.Context) (sum *Summary, err error) {
 	// recording never started (attaching failed), leave no half-made
 	// recording behind.
 	running := false
+	if s.note, err = reserveNote(s.opts.Dir, meta.Started.Format(time.RFC3339)); err != nil {
+		// Only the end of a recording that fails needs the note.
+		log.Warn("record: cannot write the recorder's note into the recording", "error", err)
+	}
 	defer func() {
-		if cerr := s.w.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("record: close recording: %w", cerr)
-		}
+		cerr := s.w.Close()
 		if !running {
+			if s.note != nil {
+				_ = s.note.finish("")
+			}
 			removeRecording(s.opts.Dir, dirExisted)
+			if cerr != nil && err == nil {
+				err = fmt.Errorf("record: close recording: %w", cerr)
+			}
 			return
 		}
+		if cerr != nil && s.w.Err() != nil {
+			s.storageFailed(cerr) // the final commit or the segment's close
+		} else if cerr != nil && err == nil {
+			err = fmt.Errorf("record: close recording: %w", cerr)
+		}
 		if sum != nil {
+			s.settle(sum)
 			s.finishSummary(sum)
+		}
+		if serr := s.storageFailure(); serr != nil {
+			err = s.storageError(sum, serr, err)
+		}
+		if s.note != nil {
+			if nerr := s.note.finish(s.endNote(sum)); nerr != nil {
+				log.Warn("record: cannot write the recorder's note into the recording", "error", nerr)
+			}
 		}
 	}()
 
@@ -126,12 +217,20 @@ func (s *session) run(ctx context.Context) (sum *Summary, err error) {
 	if err := s.attachAll(colls); err != nil {
 		return nil, err
 	}
+	s.instrumentExecFiles()
+	s.instrumentLibrariesForComms()
+	s.instrumentRunning()
 	if len(s.opts.Command) > 0 {
 		if err := s.startCommand(); err != nil {
 			return nil, err
 		}
+		s.instrumentCommand()
 	}
 	running = true
+	// After the attach (and the command's start), so that every process
+	// is in the kernel's events or in the snapshot, or in both.
+	s.snapshotProc()
+	s.watchExecs() // after snapshotProc, which sets the proc stream's observer
 	if s.opts.Started != nil {
 		s.opts.Started()
 	}
@@ -145,16 +244,15 @@ func removeRecording(dir string, keepDir bool) {
 		_ = os.RemoveAll(dir)
 		return
 	}
-	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
-	for _, f := range segs {
-		_ = os.Remove(f)
-	}
+	_ = store.RemoveSegments(dir)
 }
 
 // setupFilter creates the shared process filter of the built-in tracers
-// and applies the selection.
-func (s *session) setupFilter() error {
-	if len(s.rec.tracers) == 0 {
+// and of the collections that opt into it (needed), and applies the
+// selection. AddCollection made sure that a selection reaches every
+// collection.
+func (s *session) setupFilter(needed bool) error {
+	if !needed {
 		return nil
 	}
 	f, err := common.NewFilter()
@@ -167,6 +265,13 @@ func (s *session) setupFilter() error {
 	// never recorded: it would feed back into the open and syscall tracers.
 	if err := f.BlockPID(uint32(os.Getpid())); err != nil {
 		return fmt.Errorf("record: process filter: %w", err)
+	}
+	for _, p := range s.opts.Exec {
+		// The kernel allows the processes that exec it from now on;
+		// instrumenting allows those running it already.
+		if err := f.AllowExec(p); err != nil {
+			return fmt.Errorf("record: --exec %s: %w", p, err)
+		}
 	}
 	if len(s.opts.Command) > 0 {
 		if err := f.Restrict(); err != nil {
@@ -192,6 +297,17 @@ func (s *session) setupFilter() error {
 // load loads every collection and resolves the streams' maps.
 func (s *session) load(colls []Collection) error {
 	names := map[string]bool{}
+	// Streams of a collection are named by their map alone when it is the
+	// only one (the proc stream, which every recording has, has its name).
+	named := 0
+	for _, c := range colls {
+		for _, us := range c.Streams {
+			if us.Name == "" {
+				named++
+				break
+			}
+		}
+	}
 	for _, c := range colls {
 		if err := s.mgr.LoadSpec(c.Name, c.Spec); err != nil {
 			return fmt.Errorf("record: %w", err)
@@ -200,12 +316,17 @@ func (s *session) load(colls []Collection) error {
 		if err != nil {
 			return fmt.Errorf("record: load %s: %w", c.Name, explainPrivileges(err))
 		}
+		if c.loaded != nil {
+			if err := c.loaded(coll); err != nil {
+				return fmt.Errorf("record: load %s: %w", c.Name, err)
+			}
+		}
 		for _, us := range c.Streams {
 			st := &streamState{coll: c.Name, user: us, m: coll.Maps[us.Map]}
 			name := us.Name
 			if name == "" {
 				name = us.Map
-				if len(colls) > 1 {
+				if named > 1 {
 					name = c.Name + "/" + us.Map
 				}
 			}
@@ -227,7 +348,13 @@ func (s *session) load(colls []Collection) error {
 			if st.m.Type() == ebpf.PerfEventArray {
 				kind = store.KindPerfbuf
 			}
-			st.info = store.StreamInfo{Name: name, Tracer: us.Tracer, Map: us.Map, Kind: kind, EventType: us.EventType, Object: us.Object}
+			st.info = store.StreamInfo{Name: name, Tracer: us.Tracer, Map: us.Map, Kind: kind, EventType: us.EventType, Object: us.Object,
+				KernelLossUncounted: kind == store.KindRingbuf && st.drop == nil}
+			if us.Struct != "" {
+				if st.info.Layout, err = StructLayout(c.Spec, us.Struct); err != nil {
+					return fmt.Errorf("record: collection %s: stream %s: %w", c.Name, name, err)
+				}
+			}
 			st.batch = store.Batch{Stream: name, Kind: kind}
 			s.streams = append(s.streams, st)
 		}
@@ -262,71 +389,12 @@ func (s *session) makeReaders() error {
 	return nil
 }
 
-func (s *session) append(st *streamState, n int) error {
-	st.batch.Loss = st.loss(false)
-	if s.opts.Fingerprints != nil {
-		// Lines in sequence order: the append and its line under one lock,
-		// or another stream's append could come between them.
-		s.fpMu.Lock()
-		defer s.fpMu.Unlock()
-	}
-	if err := s.w.Append(&st.batch); err != nil {
-		select {
-		case s.stopErr <- err:
-		default:
-		}
-		return err
-	}
-	var bytes uint64
-	for _, e := range st.batch.Events {
-		bytes += uint64(len(e.Raw))
-	}
-	if s.opts.Fingerprints != nil {
-		fmt.Fprintln(s.opts.Fingerprints, store.FingerprintLine(st.batch.Seq, st.info.Name, st.info.Kind, st.batch.Events))
-	}
-	st.recorded.Add(uint64(n))
-	st.batches.Add(1)
-	st.bytes.Add(bytes)
-	return nil
-}
-
-func (s *session) ringTee(st *streamState) bpf.EventHandler {
-	return func(ctx context.Context, events []bpf.RingbufEvent) error {
-		st.batch.Events = st.batch.Events[:0]
-		for _, e := range events {
-			st.batch.Events = append(st.batch.Events, store.Event{Raw: e.Raw, Timestamp: e.Timestamp, CPU: -1})
-		}
-		if err := s.append(st, len(events)); err != nil {
-			return err
-		}
-		if st.user.Handler != nil {
-			// Recorded already: a failing live handler loses nothing.
-			if err := st.user.Handler(ctx, events); err != nil {
-				s.opts.Log.Warn("record: live handler failed", "stream", st.info.Name, "error", err)
-			}
-		}
-		return nil
-	}
-}
-
-func (s *session) perfTee(st *streamState) bpf.PerfEventHandler {
-	return func(ctx context.Context, events []bpf.PerfbufEvent) error {
-		st.batch.Events = events // store.Event is bpf.PerfbufEvent
-		if err := s.append(st, len(events)); err != nil {
-			return err
-		}
-		if st.user.PerfHandler != nil {
-			if err := st.user.PerfHandler(ctx, events); err != nil {
-				s.opts.Log.Warn("record: live handler failed", "stream", st.info.Name, "error", err)
-			}
-		}
-		return nil
-	}
-}
-
 // attachAll attaches every collection's programs.
 func (s *session) attachAll(colls []Collection) error {
 	for _, c := range colls {
+		if c.user {
+			continue // attached to processes: instrument.go
+		}
 		atts := c.Attach
 		if len(atts) == 0 {
 			atts = sectionAttachments(c.Spec)
@@ -335,7 +403,7 @@ func (s *session) attachAll(colls []Collection) error {
 			}
 		}
 		for _, a := range atts {
-			if _, err := attach(s.mgr, c.Name, a); err != nil {
+			if _, err := attach(s.mgr, c.Name, c.Spec, a); err != nil {
 				return fmt.Errorf("record: collection %s: attach %s: %w", c.Name, a, explainPrivileges(err))
 			}
 		}
@@ -344,6 +412,11 @@ func (s *session) attachAll(colls []Collection) error {
 }
 
 func (s *session) startCommand() error {
+	if s.rec.filter == nil {
+		// AddCollection refuses a command for collections without the
+		// filter, so this is a bug; say so rather than record everything.
+		return fmt.Errorf("record: %w: no process filter to select the command with", ErrNoProcessFilter)
+	}
 	g, err := startGated(s.opts.Command, s.opts.CommandStdin, s.opts.CommandStdout, s.opts.CommandStderr)
 	if err != nil {
 		return err
@@ -425,6 +498,8 @@ wait:
 		case err := <-s.stopErr:
 			runErr = fmt.Errorf("record: recording stopped: %w", err)
 			break wait
+		// A storage failure of the committer shows in the next append or
+		// loss point (at the latest at the next LossInterval).
 		case err := <-readErr:
 			runErr = err
 			break wait
@@ -442,6 +517,7 @@ wait:
 			s.opts.Log.Warn("record: detach", "link", name, "error", err)
 		}
 	}
+	s.releaseUsers()
 	if s.cmd != nil && cmdDone != nil {
 		// The recording ended before the command: stop it.
 		s.cmd.signal(sigterm)
@@ -452,18 +528,30 @@ wait:
 			<-cmdDone
 		}
 	}
-	if aborted {
-		// Stop without draining: close the buffers under the readers.
-		for _, st := range s.streams {
-			if st.ring != nil {
-				_ = st.ring.Close()
-			} else {
-				_ = st.perf.Close()
-			}
+	// Abort, now or while the buffers drain: what is still in them is read
+	// and counted as dropped by ebpfrec, not recorded (no handler, no
+	// append), so the drain ends at once and the accounting holds.
+	drained := make(chan struct{})
+	watch := make(chan struct{})
+	go func() {
+		defer close(watch)
+		select {
+		case <-s.rec.abort:
+			s.aborting.Store(true)
+		case <-drained:
 		}
+	}()
+	if aborted {
+		<-watch
 	}
 	stopReaders()
 	wg.Wait()
+	if s.cgroups != nil { // paths of the cgroups the drain showed, before the last counts
+		s.cgroups.stop()
+	}
+	close(drained)
+	<-watch
+	aborted = s.aborting.Load()
 	close(readErr)
 	for err := range readErr {
 		if runErr == nil {
@@ -472,7 +560,10 @@ wait:
 	}
 	s.storeLoss(true)
 	s.progress(true)
-	sum := &Summary{Dir: s.opts.Dir, Started: s.started, Duration: time.Since(s.started), CommandExit: s.commandExit, Aborted: aborted}
+	s.instMu.Lock()
+	sum := &Summary{Dir: s.opts.Dir, Started: s.started, Duration: time.Since(s.started), CommandExit: s.commandExit, Aborted: aborted,
+		Instrumented: s.instrumented}
+	s.instMu.Unlock()
 	for _, st := range s.streams {
 		sum.Streams = append(sum.Streams, s.result(st))
 	}
@@ -491,144 +582,4 @@ func (s *session) mgrLinks() []string {
 		}
 	}
 	return names
-}
-
-// storeLoss stores each stream's loss counters if they changed (or always).
-func (s *session) storeLoss(always bool) {
-	now := time.Now().Round(0)
-	for _, st := range s.streams {
-		l := st.loss(always)
-		if !always && l == st.lastLoss {
-			continue
-		}
-		if err := s.w.AppendLoss(st.info.Name, now, l); err != nil {
-			select {
-			case s.stopErr <- err:
-			default:
-			}
-			return
-		}
-		st.lastLoss = l
-	}
-}
-
-func (s *session) result(st *streamState) StreamResult {
-	l := st.loss(true)
-	r := StreamResult{
-		Name: st.info.Name, Kind: st.info.Kind, Tracer: st.info.Tracer,
-		Recorded: st.recorded.Load(), Batches: st.batches.Load(), Bytes: st.bytes.Load(),
-		KernelLost: l.KernelLost, RingbufDropped: l.RingbufDropped, UserDropped: l.UserDropped,
-	}
-	if st.emit != nil {
-		if n, err := tracers.ReadCounter(st.emit); err == nil {
-			r.Emitted, r.HasEmitted = n, true
-		}
-	}
-	return r
-}
-
-func (s *session) progress(final bool) {
-	if s.opts.Progress == nil {
-		return
-	}
-	p := Progress{Elapsed: time.Since(s.started), Final: final, DiskBytes: dirSize(s.opts.Dir)}
-	secs := s.opts.ProgressInterval.Seconds()
-	for _, st := range s.streams {
-		l := st.loss(false)
-		n := st.recorded.Load()
-		p.Streams = append(p.Streams, StreamProgress{
-			Name: st.info.Name, Events: n, Bytes: st.bytes.Load(),
-			Lost: l.KernelLost + l.RingbufDropped, Dropped: l.UserDropped,
-			KernelLost: l.KernelLost, RingDrops: l.RingbufDropped,
-			EventsPerSec: float64(n-st.lastEvents) / secs,
-		})
-		st.lastEvents = n
-	}
-	s.opts.Progress(p)
-}
-
-func (s *session) finishSummary(sum *Summary) {
-	sum.Skipped = s.skipped
-	if segs, err := filepath.Glob(filepath.Join(s.opts.Dir, "*.seg")); err == nil {
-		sum.Segments = len(segs)
-	}
-	sum.DiskBytes = dirSize(s.opts.Dir)
-}
-
-func dirSize(dir string) int64 {
-	var n int64
-	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {
-			n += fi.Size()
-		}
-	}
-	return n
-}
-
-// explainPrivileges adds what to do to permission errors of a user who is
-// not root (root's come from elsewhere: a verifier rejection, lockdown).
-func explainPrivileges(err error) error {
-	if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
-		return fmt.Errorf("%w (recording needs root, or CAP_BPF and CAP_PERFMON: run with sudo)", err)
-	}
-	return err
-}
-
-// watchPIDs returns a channel closed once every process in pids has exited
-// (nil if pids is empty): like perf record -p, a recording of given
-// processes ends with them.
-func watchPIDs(pids []uint32) (<-chan struct{}, error) {
-	if len(pids) == 0 {
-		return nil, nil
-	}
-	var fds []unix.PollFd
-	for _, pid := range pids {
-		fd, err := unix.PidfdOpen(int(pid), 0)
-		if err != nil {
-			for _, f := range fds {
-				unix.Close(int(f.Fd))
-			}
-			return nil, fmt.Errorf("record: --pid %d: %w", pid, err)
-		}
-		fds = append(fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for left := len(fds); left > 0; {
-			if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
-				break
-			}
-			for i := range fds {
-				if fds[i].Fd >= 0 && fds[i].Revents != 0 {
-					unix.Close(int(fds[i].Fd))
-					fds[i].Fd = -1 // poll ignores negative fds
-					left--
-				}
-			}
-		}
-	}()
-	return done, nil
-}
-
-// ensureTracefs mounts tracefs at /sys/kernel/tracing where it is missing
-// (tracepoint attachment needs it), and says so. Without the privilege to
-// mount, the tracers that need it say what to do when they attach.
-func ensureTracefs(log *slog.Logger) error {
-	const dir = "/sys/kernel/tracing"
-	if _, err := os.Stat(dir + "/events"); err == nil {
-		return nil
-	}
-	if _, err := os.Stat("/sys/kernel/debug/tracing/events"); err == nil {
-		return nil
-	}
-	if os.Geteuid() != 0 {
-		return nil
-	}
-	if err := unix.Mount("tracefs", dir, "tracefs", 0, ""); err != nil {
-		return fmt.Errorf("record: tracefs is not mounted and mounting it failed: %w (mount -t tracefs tracefs %s)", err, dir)
-	}
-	log.Warn("record: mounted tracefs at " + dir)
-	return nil
 }

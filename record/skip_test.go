@@ -37,7 +37,7 @@ func init() {
 func TestUnsupportedTracerSkipped(t *testing.T) {
 	kerneltest.Require(t)
 	dir := filepath.Join(t.TempDir(), "rec")
-	rec, err := New(Options{Dir: dir, Command: []string{"/bin/true"}})
+	rec, err := New(Options{Dir: dir, NoProc: true, Command: []string{"/bin/true"}})
 	if err != nil {
 		t.Fatal(err)
 	}

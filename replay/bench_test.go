@@ -30,12 +30,13 @@ const (
 )
 
 // benchRecording writes benchEvents 64-byte events in batches of
-// benchBatch into dir and returns the batches it wrote (copied).
-func benchRecording(b testing.TB, dir string) []store.Batch {
+// benchBatch into dir (zstd-compressed, the default, unless uncompressed)
+// and returns the batches it wrote (copied).
+func benchRecording(b testing.TB, dir string, uncompressed bool) []store.Batch {
 	b.Helper()
 	meta := store.Meta{RecordingID: "bench", Started: time.Unix(1700000000, 0),
 		Streams: []store.StreamInfo{{Name: "ev", Kind: store.KindRingbuf}}}
-	w, err := store.Create(dir, meta, store.WriterOptions{Sync: store.SyncNever})
+	w, err := store.Create(dir, meta, store.WriterOptions{Sync: store.SyncNever, Uncompressed: uncompressed})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -72,8 +73,13 @@ var sink int
 // and the replay's rate relative to it (reader_ratio: the replayer's own
 // overhead).
 func BenchmarkReplayNoop(b *testing.B) {
+	b.Run("zstd", func(b *testing.B) { benchReplayNoop(b, false) })
+	b.Run("none", func(b *testing.B) { benchReplayNoop(b, true) })
+}
+
+func benchReplayNoop(b *testing.B, uncompressed bool) {
 	dir := filepath.Join(b.TempDir(), "rec")
-	batches := benchRecording(b, dir)
+	batches := benchRecording(b, dir, uncompressed)
 	// Write back what this and earlier benchmarks left dirty, so that the
 	// kernel's writeback does not take a core during the passes.
 	syscall.Sync()
@@ -196,4 +202,53 @@ func BenchmarkReplayDecoded(b *testing.B) {
 		events += st.Events
 	}
 	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkReplayDecodedInOrder is BenchmarkReplayDecoded through
+// HandleDecodedInOrder (default window), timed alternately with the
+// recorded order in the same run: ratio is the time-order rate over the
+// recorded-order rate.
+func BenchmarkReplayDecodedInOrder(b *testing.B) {
+	dir := filepath.Join(b.TempDir(), "rec")
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		b.Fatal(err)
+	}
+	genBench(b, dir)
+	run := func(ordered bool) (uint64, time.Duration) {
+		start := time.Now()
+		r, err := Open(dir, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		fn := func(d *Decoded) error {
+			if d.Event != nil {
+				sink += int(d.Event.PID())
+			}
+			return nil
+		}
+		if ordered {
+			r.HandleDecodedInOrder(OrderOptions{}, fn)
+		} else {
+			r.HandleDecoded(fn)
+		}
+		st, err := r.Run(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		return st.Events, time.Since(start)
+	}
+	var ev, evRec uint64
+	var t, tRec time.Duration
+	for b.Loop() {
+		n, d := run(true)
+		ev, t = ev+n, t+d
+		b.StopTimer()
+		n, d = run(false)
+		evRec, tRec = evRec+n, tRec+d
+		b.StartTimer()
+	}
+	rate, recRate := float64(ev)/t.Seconds(), float64(evRec)/tRec.Seconds()
+	b.ReportMetric(rate, "events/s")
+	b.ReportMetric(recRate, "recorded_events/s")
+	b.ReportMetric(rate/recRate, "ratio")
 }

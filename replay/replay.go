@@ -1,7 +1,7 @@
 // Package replay feeds a recording back into the handlers that ran live:
 // the bpf.EventHandler of a ring buffer stream and the bpf.PerfEventHandler of
 // a perf buffer stream receive exactly the batches the live reader delivered
-// during recording (contract 1 of ARCHITECTURE.md): same grouping, same order,
+// during recording (contract 1 of docs/architecture.md): same grouping, same order,
 // same Raw bytes, same Timestamp, CPU and Lost; across streams the recorded
 // interleaving is kept, because the recording holds one global sequence.
 //
@@ -42,6 +42,16 @@
 // is skipped, counted and reported (Continue); the intact batches after it are
 // replayed either way.
 //
+// # Time order
+//
+// The recorded order is the order the live readers handed batches over:
+// per stream, each up to its flush deadline late, and per CPU within a perf
+// buffer batch. Reorder puts items back into time order within a bounded
+// window (time and count), and HandleDecodedInOrder uses it to deliver
+// decoded events and loss points in time order, which ebpfrec replay
+// prints by default; analyze's export writes each table through it. Batch
+// handlers always get the recorded order.
+//
 // # Following a recording being written
 //
 // With Options.Follow, Run replays what is committed and then polls the
@@ -61,7 +71,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ebpfrec/ebpfrec/bpf"
@@ -119,7 +132,16 @@ type Options struct {
 	Speed float64
 	// From and To, if not zero, select the batches whose events' time span
 	// overlaps [From, To) and the loss points in it (store.ReaderOptions).
-	From, To time.Time
+	// The decoded handlers (HandleDecoded, HandleDecodedInOrder) get the
+	// events whose own time (Decoded.Time) is in [From, To) instead: a
+	// batch's span is when it was read, after its events, so the batches
+	// read up to RangeSlack after To are read for them too.
+	// FromStart and ToStart, if not zero, give them instead as offsets from
+	// the recording's start (Meta.Started), resolved when the recording is
+	// read (with Follow, possibly before the recorder started); a time
+	// given as well wins.
+	From, To           time.Time
+	FromStart, ToStart time.Duration
 	// Streams, if not empty, selects these streams only.
 	Streams []string
 	// OnHandlerError says what to do when a handler returns an error.
@@ -138,7 +160,8 @@ type Options struct {
 	Clock Clock
 	// Follow keeps reading a recording that is still being written, after
 	// the end of what is committed, until the context passed to Run ends
-	// (which then returns nil). The segment being written is read through
+	// (which then returns nil). The recording need not exist yet: Run
+	// waits for its recorder's first segment. The segment being written is read through
 	// a consistent copy of its last commit (store.OpenLive).
 	Follow bool
 	// PollInterval is how often Follow looks for new data (default
@@ -151,6 +174,7 @@ type Options struct {
 
 // StreamStats counts what was replayed of one stream.
 type StreamStats struct {
+	// Batches, Events and Bytes (of raw events) count what was delivered.
 	Batches, Events, Bytes uint64
 	// Loss holds the stream's latest cumulative loss counters seen in the
 	// recording (from its batches and loss points).
@@ -168,12 +192,19 @@ type Stats struct {
 	// Damaged counts damaged parts of the recording skipped under Continue
 	// (each may hide one or more batches).
 	Damaged uint64
+	// Missed counts the records (batches and loss points) a follower could
+	// not read because the recorder's retention deleted them first; each
+	// range is reported as a *MissedError.
+	Missed uint64
 	// Unhandled counts batches of streams without a handler.
 	Unhandled uint64
 	// LastSeq is the sequence number of the last batch read.
 	LastSeq uint64
 	// Streams holds per-stream figures, by stream name.
 	Streams map[string]*StreamStats
+	// Order counts what the merge into time order met
+	// (HandleDecodedInOrder; zero without it).
+	Order OrderStats
 }
 
 // Loss returns the latest loss counters of every stream, by stream name.
@@ -187,15 +218,19 @@ func (s *Stats) Loss() map[string]store.Loss {
 
 // HandlerError is a handler's error, with the batch it failed on.
 type HandlerError struct {
+	// Stream and Seq name the batch the handler failed on; Err is the
+	// handler's error.
 	Stream string
 	Seq    uint64
 	Err    error
 }
 
+// Error names the stream and batch whose handler failed, and why.
 func (e *HandlerError) Error() string {
 	return fmt.Sprintf("replay: stream %s, batch %d: handler: %v", e.Stream, e.Seq, e.Err)
 }
 
+// Unwrap returns the handler's error.
 func (e *HandlerError) Unwrap() error { return e.Err }
 
 // DamageError reports a damaged part of the recording: its segment and
@@ -209,9 +244,36 @@ type DamageError struct {
 	Err     *store.CorruptError
 }
 
+// Error is the store's description of the damage (segment, batch, what).
 func (e *DamageError) Error() string { return "replay: " + e.Err.Error() }
 
+// Unwrap returns the store's *store.CorruptError.
 func (e *DamageError) Unwrap() error { return e.Err }
+
+// MissedError reports records that a follower (Options.Follow) could not
+// read because the recorder's retention deleted them before it got there.
+// It goes to Options.Report and never stops the replay.
+type MissedError struct {
+	// First and Last bound the records missed (sequence numbers).
+	First, Last uint64
+	// Deleted is the recording's deletion record that covers them (zero
+	// when the follower found the segment gone as it reached it).
+	Deleted store.Deleted
+}
+
+// Error says which records retention deleted before the follower read them.
+func (e *MissedError) Error() string {
+	upTo := ""
+	if !e.Deleted.To.IsZero() {
+		upTo = " (events up to " + e.Deleted.To.UTC().Format(time.RFC3339Nano) + ")"
+	}
+	return fmt.Sprintf("replay: records %d-%d deleted by the recorder's retention before they were read%s; keep more segments, or follow with less delay",
+		e.First, e.Last, upTo)
+}
+
+// ErrRunTwice is returned by a second call of Replayer.Run: a Replayer
+// replays its recording once (open another for another pass).
+var ErrRunTwice = errors.New("replay: Run called twice")
 
 // Replayer replays one recording. It is not safe for concurrent use; Run
 // may be called once.
@@ -225,10 +287,23 @@ type Replayer struct {
 	ringAll bpf.EventHandler
 	perfAll bpf.PerfEventHandler
 
-	cur   *store.Batch // the batch being handled
+	// decodedAll: the handlers of every stream are HandleDecoded's.
+	decodedAll bool
+	// from and to are the window resolved (window); widened says that the
+	// store reads up to RangeSlack past to, for the decoded handlers.
+	from, to time.Time
+	widened  bool
+
+	cur   *store.Batch  // the batch being handled
+	order *decodedOrder // HandleDecodedInOrder's merge, if used
 	stats Stats
 	last  *StreamStats // stats of the last stream seen (cache)
 	lastN string
+
+	// The events, and their raw bytes, of cur that HandleDecoded's
+	// handlers passed on (in the time range): what they count as
+	// delivered.
+	curEvents, curBytes uint64
 
 	// pacing
 	paced bool
@@ -238,6 +313,16 @@ type Replayer struct {
 	skipTo uint64 // records up to this sequence number were handled
 	maxSeq uint64 // the last sequence number read (batches and loss points)
 	seen   map[string]bool
+	// retried holds the gaps (by first record) a follower looked at again
+	// before reporting them.
+	retried map[uint64]bool
+	ran     bool // Run was called
+	// misuse is the first misuse of the Handle methods (a nil handler),
+	// which Run returns: they return nothing.
+	misuse error
+	// openDeleted is the last record retention had deleted when a
+	// follower opened the recording (0: none).
+	openDeleted uint64
 }
 
 // Open opens the recording in dir for replay. It reads the recording's
@@ -245,6 +330,15 @@ type Replayer struct {
 func Open(dir string, opts Options) (*Replayer, error) {
 	if opts.Speed < 0 || math.IsNaN(opts.Speed) || math.IsInf(opts.Speed, 0) {
 		return nil, fmt.Errorf("replay: bad speed %v (0: as fast as possible, 1: original pace)", opts.Speed)
+	}
+	// Anything but Stop would read as Continue.
+	for _, p := range []struct {
+		name string
+		v    Policy
+	}{{"OnHandlerError", opts.OnHandlerError}, {"OnDamage", opts.OnDamage}} {
+		if p.v != Stop && p.v != Continue {
+			return nil, fmt.Errorf("replay: %s: %w: %d (Stop or Continue)", p.name, ErrBadPolicy, int(p.v))
+		}
 	}
 	if opts.Clock == nil {
 		opts.Clock = RealClock
@@ -255,32 +349,124 @@ func Open(dir string, opts Options) (*Replayer, error) {
 	r := &Replayer{dir: dir, opts: opts,
 		ring: map[string]bpf.EventHandler{}, perf: map[string]bpf.PerfEventHandler{},
 		stats: Stats{Streams: map[string]*StreamStats{}}}
-	meta, err := readMeta(dir, opts)
+	meta, deleted, err := readMeta(dir, opts)
 	if err != nil {
 		return nil, err
 	}
-	r.meta = meta
+	r.meta, r.openDeleted = meta, deleted
+	if !opts.Follow {
+		for _, name := range opts.Streams {
+			if _, ok := meta.Stream(name); !ok {
+				var names []string
+				for _, si := range meta.Streams {
+					names = append(names, si.Name)
+				}
+				return nil, fmt.Errorf("replay: %w %q (the recording has: %s)", ErrUnknownStream, name, strings.Join(names, ", "))
+			}
+		}
+		if _, _, err := r.window(); err != nil {
+			return nil, err
+		}
+	}
 	return r, nil
 }
 
-// readMeta opens the recording briefly for its metadata.
-func readMeta(dir string, opts Options) (store.Meta, error) {
+// ErrUnknownStream is wrapped by Open's error for Options.Streams naming
+// a stream the recording does not have, and by Run's for a handler set
+// for such a stream or for a stream of the other kind.
+var ErrUnknownStream = errors.New("no stream")
+
+// ErrEmptyRange is wrapped by the error of a time range (From, To) that
+// holds no time.
+var ErrEmptyRange = errors.New("empty time range")
+
+// window returns the time range to replay, the offsets from the
+// recording's start resolved.
+func (r *Replayer) window() (from, to time.Time, err error) {
+	from, to = r.opts.From, r.opts.To
+	if (r.opts.FromStart != 0 && from.IsZero()) || (r.opts.ToStart != 0 && to.IsZero()) {
+		start := r.meta.Started
+		if start.IsZero() {
+			return from, to, errors.New("replay: the recording has no start time (made by an early ebpfrec): give From and To as times")
+		}
+		if r.opts.FromStart != 0 && from.IsZero() {
+			from = start.Add(r.opts.FromStart)
+		}
+		if r.opts.ToStart != 0 && to.IsZero() {
+			to = start.Add(r.opts.ToStart)
+		}
+	}
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		return from, to, fmt.Errorf("replay: %w: [%s, %s)", ErrEmptyRange, from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
+	}
+	return from, to, nil
+}
+
+// RangeSlack is how long after Options.To the batches are read for the
+// decoded handlers: an event is read and stamped after it happened, by up
+// to the recorder's --read-flush (100 ms by default), and later for an
+// event stamped at its start and emitted at its end (a blocked open). An
+// event read later than this after To is not replayed.
+const RangeSlack = 5 * time.Second
+
+// storeWindow resolves the window (window) for the replay, and returns
+// the one the store reads: To moved RangeSlack later when the decoded
+// handlers take every stream's events by their own time.
+func (r *Replayer) storeWindow() (from, to time.Time, err error) {
+	if r.from, r.to, err = r.window(); err != nil {
+		return r.from, r.to, err
+	}
+	from, to = r.from, r.to
+	if r.decodedAll && !to.IsZero() {
+		to, r.widened = to.Add(RangeSlack), true
+	}
+	return from, to, nil
+}
+
+// inWindow says whether an event's own time is in [From, To).
+func (r *Replayer) inWindow(t time.Time) bool {
+	return (r.from.IsZero() || !t.Before(r.from)) && (r.to.IsZero() || t.Before(r.to))
+}
+
+// pastTo says whether batch b was read only for the decoded handlers:
+// the store read it past To (RangeSlack), and its span starts at or
+// after To.
+func (r *Replayer) pastTo(b *store.Batch) bool {
+	if !r.widened {
+		return false
+	}
+	first, _, ok := b.TimeSpan()
+	return ok && first >= r.to.UnixNano()
+}
+
+// readMeta opens the recording briefly for its metadata, and for a
+// follower the last record retention had deleted by then.
+func readMeta(dir string, opts Options) (store.Meta, uint64, error) {
 	if opts.Follow {
+		if !store.HasSegments(dir) {
+			return store.Meta{}, 0, nil // a recorder yet to start: Run waits
+		}
 		lr, err := store.OpenLive(dir, store.ReaderOptions{}, 0, opts.ScratchDir)
 		if errors.Is(err, store.ErrNothingCommitted) {
-			return store.Meta{}, nil // the first pass of Run reads it
+			return store.Meta{}, 0, nil // the first pass of Run reads it
 		}
 		if err != nil {
-			return store.Meta{}, fmt.Errorf("replay: %w", err)
+			return store.Meta{}, 0, fmt.Errorf("replay: %w", err)
 		}
 		defer lr.Close()
-		return lr.Meta(), nil
+		// What retention deleted before the follower opened the recording
+		// is history it never had; what it deletes from now on, missed.
+		var deleted uint64
+		if d := lr.Deleted(); d != nil {
+			deleted = d.LastSeq
+		}
+		return lr.Meta(), deleted, nil
 	}
 	meta, err := store.ReadMeta(dir)
 	if err != nil {
-		return store.Meta{}, fmt.Errorf("replay: %w", err)
+		return store.Meta{}, 0, fmt.Errorf("replay: %w", err)
 	}
-	return meta, nil
+	return meta, 0, nil
 }
 
 // Meta returns the recording's metadata (its streams, MonoToWall, ...).
@@ -291,6 +477,10 @@ func (r *Replayer) Meta() store.Meta { return r.meta }
 // HandleRingbuf sets the handler of the ring buffer stream called stream,
 // or, with stream "", of every ring buffer stream without its own handler.
 func (r *Replayer) HandleRingbuf(stream string, h bpf.EventHandler) {
+	if h == nil {
+		r.nilHandler("HandleRingbuf", stream)
+		return
+	}
 	if stream == "" {
 		r.ringAll = h
 		return
@@ -301,12 +491,35 @@ func (r *Replayer) HandleRingbuf(stream string, h bpf.EventHandler) {
 // HandlePerfbuf sets the handler of the perf buffer stream called stream,
 // or, with stream "", of every perf buffer stream without its own handler.
 func (r *Replayer) HandlePerfbuf(stream string, h bpf.PerfEventHandler) {
+	if h == nil {
+		r.nilHandler("HandlePerfbuf", stream)
+		return
+	}
 	if stream == "" {
 		r.perfAll = h
 		return
 	}
 	r.perf[stream] = h
 }
+
+// nilHandler notes a nil handler given to method, for Run to refuse.
+func (r *Replayer) nilHandler(method, stream string) {
+	if r.misuse != nil {
+		return
+	}
+	if stream != "" {
+		method += fmt.Sprintf("(%q)", stream)
+	}
+	r.misuse = fmt.Errorf("replay: %s: %w", method, ErrNilHandler)
+}
+
+// ErrBadPolicy is wrapped by Open's error for an OnHandlerError or
+// OnDamage that is neither Stop nor Continue.
+var ErrBadPolicy = errors.New("unknown policy")
+
+// ErrNilHandler is wrapped by Run's error when a Handle method was given
+// a nil handler.
+var ErrNilHandler = errors.New("nil handler")
 
 // Current returns the batch being handled, for handlers that want its
 // sequence number or stream (valid during the handler call only). The
@@ -315,17 +528,42 @@ func (r *Replayer) HandlePerfbuf(stream string, h bpf.PerfEventHandler) {
 func (r *Replayer) Current() *store.Batch { return r.cur }
 
 // Stats returns the figures so far.
-func (r *Replayer) Stats() Stats { return r.stats }
+func (r *Replayer) Stats() Stats {
+	if r.order != nil {
+		r.stats.Order = r.order.ro.Stats()
+	}
+	return r.stats
+}
 
 // Run replays the recording into the handlers until its end (or, with
 // Follow, until ctx ends) and returns the figures. It returns ctx's error
 // if ctx ends first (nil with Follow), a *HandlerError or *DamageError
-// under the Stop policies, or an error reading the recording.
+// under the Stop policies, or an error reading the recording. It refuses
+// to start, with an error, if a Handle method was given a nil handler
+// (ErrNilHandler) or a handler for a stream the recording does not have
+// (ErrUnknownStream; not with Follow, whose streams may come later).
 func (r *Replayer) Run(ctx context.Context) (Stats, error) {
+	if r.ran {
+		return r.stats, ErrRunTwice
+	}
+	r.ran = true
+	if r.misuse != nil {
+		return r.stats, r.misuse
+	}
 	// Ring buffer batches are decoded into the handlers' own type.
-	ropts := store.ReaderOptions{From: r.opts.From, To: r.opts.To, Streams: r.selected(), OnLoss: r.onLossPoint, RingbufEvents: true}
+	ropts := store.ReaderOptions{Streams: r.selected(), OnLoss: r.onLossPoint, RingbufEvents: true}
 	if r.opts.Follow {
 		err := r.follow(ctx, ropts)
+		if err == nil {
+			err = r.flushOrder()
+		}
+		return r.Stats(), err
+	}
+	if err := r.checkHandlers(); err != nil {
+		return r.stats, err
+	}
+	var err error
+	if ropts.From, ropts.To, err = r.storeWindow(); err != nil {
 		return r.stats, err
 	}
 	sr, err := store.Open(r.dir, ropts)
@@ -334,7 +572,85 @@ func (r *Replayer) Run(ctx context.Context) (Stats, error) {
 	}
 	defer sr.Close()
 	_, err = r.drain(ctx, sr, 0)
-	return r.stats, err
+	var de *DamageError
+	if err == nil || errors.As(err, &de) {
+		// The end of what is readable: the events held in the time-order
+		// window are due.
+		if ferr := r.flushOrder(); err == nil {
+			err = ferr
+		}
+	}
+	return r.Stats(), err
+}
+
+// flushOrder delivers the events held by HandleDecodedInOrder's window.
+func (r *Replayer) flushOrder() error {
+	if r.order == nil {
+		return nil
+	}
+	return r.releaseOrder(r.order.ro.Flush)
+}
+
+// releaseOrder runs release (passing on events held in the time-order
+// window outside a batch's handler) under the OnHandlerError policy: an
+// error of the handler stops it (Stop), or is counted and reported and
+// the rest is passed on (Continue).
+func (r *Replayer) releaseOrder(release func() error) error {
+	for {
+		err := r.order.handlerError(release())
+		if err == nil {
+			return nil
+		}
+		r.stats.HandlerErrors++
+		if r.opts.OnHandlerError == Stop {
+			return err
+		}
+		if r.opts.Report != nil {
+			r.opts.Report(err)
+		}
+	}
+}
+
+// checkHandlers refuses a handler set for a stream the recording does
+// not have, or of the other kind than the stream: it would never run,
+// and the replay would end with nothing delivered and no error. (A
+// follower cannot tell: streams may be declared later.)
+func (r *Replayer) checkHandlers() error {
+	check := func(name string, kind store.Kind, what string) error {
+		si, ok := r.meta.Stream(name)
+		if !ok {
+			var names []string
+			for _, s := range r.meta.Streams {
+				names = append(names, s.Name)
+			}
+			return fmt.Errorf("replay: %s handler: %w %q (the recording has: %s)", what, ErrUnknownStream, name, strings.Join(names, ", "))
+		}
+		if si.Kind != kind {
+			return fmt.Errorf("replay: %s handler: %w %q of that kind: it is a %s stream", what, ErrUnknownStream, name, kindName(si.Kind))
+		}
+		return nil
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.ring)) {
+		if err := check(name, store.KindRingbuf, "ring buffer"); err != nil {
+			return err
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.perf)) {
+		if err := check(name, store.KindPerfbuf, "perf buffer"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func kindName(k store.Kind) string {
+	switch k {
+	case store.KindRingbuf:
+		return "ring buffer"
+	case store.KindPerfbuf:
+		return "perf buffer"
+	}
+	return k.String()
 }
 
 // selected returns the streams the store reader should deliver: those
@@ -405,6 +721,29 @@ func (r *Replayer) drain(ctx context.Context, sr *store.Reader, after uint64) (u
 			if !errors.As(err, &ce) {
 				return r.stats.LastSeq, fmt.Errorf("replay: %w", err)
 			}
+			if r.seen != nil && errors.Is(err, store.ErrSegmentDeleted) {
+				// Retention deleted it after this pass opened the
+				// recording. A closed segment's summary gave its range:
+				// those records are missed, and the reader goes on past
+				// them. Else the next pass reads the deletion record.
+				if ce.Last == 0 {
+					return r.stats.LastSeq, errPassCut
+				}
+				r.reportMissed(&MissedError{First: ce.Seq, Last: ce.Last})
+				continue
+			}
+			if r.seen != nil && r.missed(ce, sr.Deleted()) {
+				continue
+			}
+			if r.seen != nil && ce.Last != 0 && !r.retried[ce.Seq] {
+				// A gap the deletion record this pass read does not
+				// cover: retention may have run while the pass opened the
+				// recording (a segment gone, the newest copied before it
+				// recorded that), so the next pass looks again, with a
+				// newer record, before the gap is called damage.
+				r.retried[ce.Seq] = true
+				return r.stats.LastSeq, errPassCut
+			}
 			de := &DamageError{Segment: ce.Segment, Seq: ce.Seq, After: ce.After, Err: ce}
 			if r.opts.OnDamage == Stop {
 				return r.stats.LastSeq, de
@@ -433,6 +772,35 @@ func (r *Replayer) drain(ctx context.Context, sr *store.Reader, after uint64) (u
 	}
 }
 
+// reportMissed counts and reports records a follower missed.
+func (r *Replayer) reportMissed(me *MissedError) {
+	r.maxSeq = max(r.maxSeq, me.Last) // accounted for
+	r.stats.Missed += me.Last - me.First + 1
+	if r.opts.Report != nil {
+		r.opts.Report(me)
+	}
+}
+
+// errPassCut ends a follower's pass early: a segment was deleted under it.
+var errPassCut = errors.New("replay: a segment was deleted during the pass")
+
+// missed reports, as a *MissedError, the part of a gap that the recording's
+// deletion record d covers: records retention deleted before a follower
+// read them. It says whether nothing of the gap is left to report as
+// damage (ce is trimmed to the rest otherwise).
+func (r *Replayer) missed(ce *store.CorruptError, d *store.Deleted) bool {
+	if ce.Last == 0 || ce.After || d == nil || ce.Seq > d.LastSeq {
+		return false
+	}
+	last := min(ce.Last, d.LastSeq)
+	r.reportMissed(&MissedError{First: ce.Seq, Last: last, Deleted: *d})
+	if last == ce.Last {
+		return true
+	}
+	ce.Seq = last + 1
+	return false
+}
+
 // streamStats returns the figures of a stream.
 func (r *Replayer) streamStats(name string) *StreamStats {
 	if r.last != nil && r.lastN == name {
@@ -453,25 +821,32 @@ func (r *Replayer) onLossPoint(p store.LossPoint) {
 		return
 	}
 	r.maxSeq = max(r.maxSeq, p.Seq)
+	if r.widened && !p.Time.IsZero() && !p.Time.Before(r.to) {
+		return // read past To for the decoded handlers only
+	}
 	st := r.streamStats(p.Stream)
 	st.LossPoints++
 	r.lossMoved(st, p)
 }
 
 func (r *Replayer) lossMoved(st *StreamStats, p store.LossPoint) {
-	if p.Loss == st.Loss {
-		return
+	if st.Loss.Rise(p.Loss).Total() == 0 {
+		return // no counter rose (an older sample is not a change)
 	}
-	st.Loss = p.Loss
 	if r.opts.OnLoss != nil {
+		p.Loss = st.Loss
 		r.opts.OnLoss(p)
 	}
 }
 
 // batch delivers one batch.
 func (r *Replayer) batch(ctx context.Context, b *store.Batch) error {
+	past := r.pastTo(b)
+	if past && (b.Kind == store.KindRingbuf && r.ring[b.Stream] != nil || b.Kind == store.KindPerfbuf && r.perf[b.Stream] != nil) {
+		return nil // a batch handler gets the batches of [From, To) only
+	}
 	st := r.streamStats(b.Stream)
-	if b.Loss != st.Loss || r.opts.Speed > 0 {
+	if !past && (b.Loss != st.Loss || r.opts.Speed > 0) {
 		// The batch's latest event time, if it has one (events with
 		// non-zero times): the time of a loss point it carries, and the
 		// time pacing goes by (else the batch goes at once).
@@ -490,10 +865,13 @@ func (r *Replayer) batch(ctx context.Context, b *store.Batch) error {
 			}
 		}
 	}
-	r.cur = b
+	r.cur, r.curEvents, r.curBytes = b, 0, 0
 	defer func() { r.cur = nil }()
 	var err error
 	var n uint64 // raw bytes
+	// HandleDecoded's handlers, of every stream without its own, pass on
+	// only the events of the time range: they count what they passed.
+	decoded := r.decodedAll && (b.Kind == store.KindRingbuf && r.ring[b.Stream] == nil || b.Kind == store.KindPerfbuf && r.perf[b.Stream] == nil)
 	switch b.Kind {
 	case store.KindRingbuf:
 		h := r.ring[b.Stream]
@@ -527,11 +905,17 @@ func (r *Replayer) batch(ctx context.Context, b *store.Batch) error {
 		r.stats.Unhandled++
 		return nil
 	}
-	r.stats.Batches++
-	r.stats.Events += uint64(b.Len())
+	events := uint64(b.Len())
+	if decoded {
+		events, n = r.curEvents, r.curBytes
+	}
+	if events > 0 || !decoded {
+		r.stats.Batches++
+		st.Batches++
+	}
+	r.stats.Events += events
 	r.stats.Bytes += n
-	st.Batches++
-	st.Events += uint64(b.Len())
+	st.Events += events
 	st.Bytes += n
 	if err != nil {
 		he := &HandlerError{Stream: b.Stream, Seq: b.Seq, Err: err}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,9 @@ import (
 )
 
 // smallSegments rotates every few dozen batches.
-var smallSegments = store.WriterOptions{MaxSegmentBytes: 32 << 10, FlushBytes: 8 << 10}
+// smallSegments makes many segments of few batches each (uncompressed,
+// so that tests can find and damage recorded events in the files).
+var smallSegments = store.WriterOptions{MaxSegmentBytes: 32 << 10, FlushBytes: 8 << 10, Uncompressed: true}
 
 func TestExactBatchByBatch(t *testing.T) {
 	dir := t.TempDir()
@@ -407,7 +410,7 @@ func TestFromOnly(t *testing.T) {
 // TestExactCompressed: batches stored zstd-compressed replay exactly too.
 func TestExactCompressed(t *testing.T) {
 	dir := t.TempDir()
-	want := replaytest.Generate(t, dir, 200, store.WriterOptions{Compress: true, MaxSegmentBytes: 32 << 10})
+	want := replaytest.Generate(t, dir, 200, store.WriterOptions{MaxSegmentBytes: 32 << 10})
 	c := newCollector(t, dir, Options{})
 	if _, err := c.r.Run(context.Background()); err != nil {
 		t.Fatal(err)
@@ -451,5 +454,200 @@ func TestDecodedEventTypeMismatch(t *testing.T) {
 	}
 	if len(got) != 1 || !strings.Contains(got[0], "exec.Event/0") || !strings.Contains(got[0], "decodes exec.Event") {
 		t.Fatalf("errors %q", got)
+	}
+}
+
+// TestRunTwiceRefused: a Replayer replays once; a second Run says so
+// instead of delivering nothing or everything again.
+func TestRunTwiceRefused(t *testing.T) {
+	dir := t.TempDir()
+	replaytest.Generate(t, dir, 20, store.WriterOptions{})
+	c := newCollector(t, dir, Options{})
+	st, err := c.r.Run(context.Background())
+	if err != nil || st.Batches != 20 {
+		t.Fatalf("first run: %d batches, %v", st.Batches, err)
+	}
+	if _, err := c.r.Run(context.Background()); !errors.Is(err, ErrRunTwice) {
+		t.Fatalf("second run: %v, want ErrRunTwice", err)
+	}
+	if n := c.count(); n != 20 {
+		t.Fatalf("%d batches delivered over both runs, want 20", n)
+	}
+}
+
+// TestLossOnlyRises: cumulative loss counters reported as moved only when
+// one rose; a lower sample (which recordings made before the recorder
+// logged counters in order can hold) is not a change, and what OnLoss
+// gets are the high-water marks.
+func TestLossOnlyRises(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "rec")
+	meta := replaytest.Meta()
+	w, err := store.Create(dir, meta, store.WriterOptions{Sync: store.SyncNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, dropped := range []uint64{0, 5, 3, 5, 9, 7} {
+		b := &store.Batch{Stream: "custom", Kind: store.KindRingbuf, Loss: store.Loss{RingbufDropped: dropped},
+			Events: []store.Event{{Raw: []byte{byte(i)}, Timestamp: replaytest.Start, CPU: -1}}}
+		if err := w.Append(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	r, err := Open(dir, Options{OnLoss: func(p store.LossPoint) { got = append(got, p.Loss.RingbufDropped) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.HandleRingbuf("", func(context.Context, []bpf.RingbufEvent) error { return nil })
+	st, err := r.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []uint64{5, 9}) || st.Streams["custom"].Loss.RingbufDropped != 9 {
+		t.Fatalf("loss moved at %v, final %+v; want [5 9], 9", got, st.Streams["custom"].Loss)
+	}
+}
+
+// TestTimeRangeFromStart: a range given as offsets from the recording's
+// start replays what the same range given as times does, also for a
+// follower that started before the recording existed; a stream the
+// recording lacks and an empty range are refused by Open.
+func TestTimeRangeFromStart(t *testing.T) {
+	dir := t.TempDir()
+	replaytest.Generate(t, dir, 300, smallSegments)
+	meta, err := store.ReadMeta(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, to := 150*time.Millisecond, 450*time.Millisecond
+	byTime := newCollector(t, dir, Options{From: meta.Started.Add(from), To: meta.Started.Add(to)})
+	if _, err := byTime.r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	byOffset := newCollector(t, dir, Options{FromStart: from, ToStart: to})
+	if _, err := byOffset.r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := onlyBatches(byTime.snapshot())
+	if n := len(want); n == 0 || n >= 300 {
+		t.Fatalf("the range holds %d of 300 batches: pick another", n)
+	}
+	compareFingerprints(t, onlyBatches(byOffset.snapshot()), want)
+
+	// A follower started before the recorder.
+	live := filepath.Join(t.TempDir(), "live")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := newCollector(t, live, Options{Follow: true, PollInterval: time.Millisecond, FromStart: from, ToStart: to, ScratchDir: t.TempDir()})
+	done := make(chan error, 1)
+	go func() { _, err := f.r.Run(ctx); done <- err }()
+	replaytest.Generate(t, live, 300, smallSegments)
+	waitFor(t, "the follower to read the range", func() bool { return f.count() >= len(want) })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	compareFingerprints(t, onlyBatches(f.snapshot()), want)
+
+	if _, err := Open(dir, Options{Streams: []string{"nope"}}); !errors.Is(err, ErrUnknownStream) {
+		t.Errorf("unknown stream: %v", err)
+	}
+	if _, err := Open(dir, Options{FromStart: to, ToStart: from}); !errors.Is(err, ErrEmptyRange) {
+		t.Errorf("empty range: %v", err)
+	}
+}
+
+// TestHandlerOfUnknownStreamRefused: a handler set for a stream the
+// recording does not have (a misspelt name, or a handler of the other
+// kind) makes Run fail with ErrUnknownStream naming it, instead of a
+// replay that delivers nothing and returns nil.
+func TestHandlerOfUnknownStreamRefused(t *testing.T) {
+	dir := t.TempDir()
+	replaytest.Generate(t, dir, 20, store.WriterOptions{})
+	for _, tc := range []struct {
+		name string
+		set  func(r *Replayer)
+		want string
+	}{
+		{"misspelt ring", func(r *Replayer) {
+			r.HandleRingbuf("mine/exec", func(context.Context, []bpf.RingbufEvent) error { return nil })
+		}, `"mine/exec"`},
+		{"misspelt perf", func(r *Replayer) {
+			r.HandlePerfbuf("exits", func(context.Context, []bpf.PerfbufEvent) error { return nil })
+		}, `"exits"`},
+		{"ring handler of a perf stream", func(r *Replayer) {
+			r.HandleRingbuf("exit", func(context.Context, []bpf.RingbufEvent) error { return nil })
+		}, "perf buffer"},
+		{"perf handler of a ring stream", func(r *Replayer) {
+			r.HandlePerfbuf("exec", func(context.Context, []bpf.PerfbufEvent) error { return nil })
+		}, "ring buffer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := Open(dir, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.set(r)
+			st, err := r.Run(context.Background())
+			if !errors.Is(err, ErrUnknownStream) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Run: %v (%d batches), want ErrUnknownStream naming %s", err, st.Batches, tc.want)
+			}
+		})
+	}
+}
+
+// TestNilHandlerRefused: a nil handler given to any Handle method makes
+// Run fail with ErrNilHandler naming the method, where HandleDecoded(nil)
+// used to panic in Run and HandleRingbuf(name, nil) to replay nothing.
+func TestNilHandlerRefused(t *testing.T) {
+	dir := t.TempDir()
+	replaytest.Generate(t, dir, 20, store.WriterOptions{})
+	for _, tc := range []struct {
+		want string
+		set  func(r *Replayer)
+	}{
+		{"HandleDecoded", func(r *Replayer) { r.HandleDecoded(nil) }},
+		{"HandleDecodedInOrder", func(r *Replayer) { r.HandleDecodedInOrder(OrderOptions{}, nil) }},
+		{`HandleRingbuf("exec")`, func(r *Replayer) { r.HandleRingbuf("exec", nil) }},
+		{"HandlePerfbuf", func(r *Replayer) { r.HandlePerfbuf("", nil) }},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			r, err := Open(dir, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.set(r)
+			var st Stats
+			func() {
+				defer func() {
+					if p := recover(); p != nil {
+						t.Fatalf("Run panicked: %v", p)
+					}
+				}()
+				st, err = r.Run(context.Background())
+			}()
+			if !errors.Is(err, ErrNilHandler) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Run: %v (%d batches), want ErrNilHandler naming %s", err, st.Batches, tc.want)
+			}
+		})
+	}
+}
+
+// TestUnknownPolicyRefused: an OnHandlerError or OnDamage that is
+// neither Stop nor Continue is refused by Open (ErrBadPolicy), where it
+// acted as Continue: a replay meant to stop went on past errors.
+func TestUnknownPolicyRefused(t *testing.T) {
+	dir := t.TempDir()
+	replaytest.Generate(t, dir, 5, store.WriterOptions{})
+	for _, opts := range []Options{{OnHandlerError: Policy(2)}, {OnDamage: Policy(-1)}} {
+		if _, err := Open(dir, opts); !errors.Is(err, ErrBadPolicy) {
+			t.Errorf("Open(%+v): %v, want ErrBadPolicy", opts, err)
+		}
+	}
+	if _, err := Open(dir, Options{OnHandlerError: Continue, OnDamage: Continue}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -13,6 +13,10 @@ grep -E '^Benchmark' "$out" || true
 rm -f "$out"
 
 echo
+echo "== replay of a compressed recording vs iterating in memory (scripts/bench-replay.sh)"
+scripts/bench-replay.sh || echo "bench-replay failed"
+
+echo
 echo "== ebpfrec record vs perf record (scripts/bench-perf.sh)"
 scripts/bench-perf.sh || echo "bench-perf failed"
 
@@ -23,3 +27,7 @@ scripts/bench-follow.sh || echo "bench-follow failed"
 echo
 echo "== resident memory over a long recording (scripts/bench-memory.sh)"
 scripts/bench-memory.sh || echo "bench-memory failed"
+
+echo
+echo "== the recorder's footprint: lean vs DuckDB linked (scripts/bench-footprint.sh)"
+scripts/bench-footprint.sh || echo "bench-footprint failed"

@@ -182,7 +182,7 @@ func benchAppend(b *testing.B, compress bool) {
 	dev0, proc0 := devSectorsWritten(root), procWriteBytes()
 	b.ResetTimer()
 	start := time.Now()
-	w, err := Create(dir, testMeta(), WriterOptions{Compress: compress})
+	w, err := Create(dir, testMeta(), WriterOptions{Uncompressed: !compress})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -41,6 +41,12 @@ type chunkWindow struct {
 	// the records inside it whose checksums the readahead has verified,
 	// in order, so that the decoder need not check them again.
 	crcOK [windowChunks][]uint32
+	// jobs are the compressed records of the window, which the readahead
+	// decodes ahead of the decoder (see inflate.go); spare holds
+	// zjobs for reuse. sent says the readahead has handed the window to
+	// the decoder and not got it back.
+	jobs, spare []*zjob
+	sent        bool
 }
 
 // chunkCursor walks the log chunks of a loaded segment. What cur returns
@@ -63,11 +69,26 @@ type chunkCursor struct {
 	ahead      bool
 	full, free chan *chunkWindow
 	stop, done chan struct{}
+
+	// Decoding ahead (see inflate.go): the readahead takes slots from
+	// zfree for the records it decodes, the decoder from ownFree (each
+	// slot's buffers stay in the cache of the core that writes them);
+	// held is the slot whose record the decoder has now; jobWin, jobIdx
+	// and helpIdx are where takeDecoded and helpAhead are in the current
+	// window's jobs.
+	zfree           chan *zslot
+	ownFree         []*zslot
+	held            *zslot
+	jobWin          *chunkWindow
+	jobIdx, helpIdx int
 }
 
 // windowPool holds chunkWindows of closed Readers, so that a program
 // opening one Reader after another does not allocate them anew.
 var windowPool sync.Pool
+
+// slotPool holds the slots of closed Readers, likewise.
+var slotPool sync.Pool
 
 // readerBG holds what a Reader's reading runs in the background: the
 // windows, the cursor that may be reading ahead, the segment being
@@ -75,9 +96,15 @@ var windowPool sync.Pool
 // that a Reader dropped without Close has its goroutines stopped by a
 // cleanup (see Open).
 type readerBG struct {
-	wins []*chunkWindow
-	cur  *chunkCursor // the cursor last started, which may be reading ahead
-	pre  *preloading  // the next segment, being loaded
+	wins  []*chunkWindow
+	slots []*zslot // records decoded ahead: the readahead's, then the decoder's
+	// ring is ReaderOptions.RingbufEvents, for decoding ahead.
+	ring bool
+	// inflated counts the records the decoder took decoded ahead (for
+	// tests).
+	inflated int
+	cur      *chunkCursor // the cursor last started, which may be reading ahead
+	pre      *preloading  // the next segment, being loaded
 }
 
 // stop stops the readahead and drops the preloaded segment.
@@ -98,7 +125,10 @@ func (bg *readerBG) release() {
 	for _, w := range bg.wins {
 		windowPool.Put(w)
 	}
-	bg.wins = nil
+	if len(bg.slots) == inflateSlots+decoderSlots {
+		slotPool.Put((*[inflateSlots + decoderSlots]*zslot)(bg.slots))
+	}
+	bg.wins, bg.slots = nil, nil
 }
 
 func newChunkCursor(m *loadedSeg, bg *readerBG) *chunkCursor {
@@ -113,6 +143,16 @@ func newChunkCursor(m *loadedSeg, bg *readerBG) *chunkCursor {
 			w = &chunkWindow{buf: make([]byte, 0, windowChunks*maxChunkValue)}
 		}
 		bg.wins = append(bg.wins, w)
+	}
+	if ahead && bg.slots == nil {
+		if p, _ := slotPool.Get().(*[inflateSlots + decoderSlots]*zslot); p != nil {
+			bg.slots = p[:]
+		} else {
+			bg.slots = make([]*zslot, inflateSlots+decoderSlots)
+			for i := range bg.slots {
+				bg.slots[i] = &zslot{own: i >= inflateSlots}
+			}
+		}
 	}
 	if bg.cur != nil {
 		bg.cur.close() // the previous segment's, if not closed yet
@@ -163,6 +203,7 @@ func (c *chunkCursor) cur() ([]byte, []byte) {
 func (c *chunkCursor) window(i int) *chunkWindow {
 	if c.ahead {
 		if c.full != nil && c.win != nil && i == c.win.first+c.win.n {
+			c.dropJobs(c.win)
 			c.free <- c.win
 			c.win, c.okWin = <-c.full, nil
 			return c.win
@@ -172,8 +213,14 @@ func (c *chunkCursor) window(i int) *chunkWindow {
 		c.free = make(chan *chunkWindow, aheadWindows)
 		c.stop, c.done = make(chan struct{}), make(chan struct{})
 		for _, w := range c.bg.wins[:aheadWindows] {
+			w.sent = false
 			c.free <- w
 		}
+		c.zfree = make(chan *zslot, inflateSlots)
+		for _, s := range c.bg.slots[:inflateSlots] {
+			c.zfree <- s
+		}
+		c.ownFree = append(c.ownFree[:0], c.bg.slots[inflateSlots:]...)
 		// The first window too is read (and its checksums checked) by the
 		// readahead: waiting for it costs what reading it here would.
 		go c.readAhead(i)
@@ -186,33 +233,102 @@ func (c *chunkCursor) window(i int) *chunkWindow {
 }
 
 // readAhead fills windows from chunk i on until the log's end, a read
-// error or stop.
+// error or stop; between windows, it decodes the compressed records of
+// the windows it has handed to the decoder (see inflate.go).
 func (c *chunkCursor) readAhead(i int) {
 	defer close(c.done)
 	n := firstWindowChunks
-	for i < len(c.refs) {
+	more := i < len(c.refs) // windows to read
+	// sent are the windows handed to the decoder, oldest first (it gives
+	// them back in this order); the next job to look at is
+	// sent[jw].jobs[jk]; slot is a free slot taken for it.
+	var sentBuf [aheadWindows]*chunkWindow
+	sent := sentBuf[:0]
+	jw, jk := 0, 0
+	var slot *zslot
+	for {
+		for jw < len(sent) && jk >= len(sent[jw].jobs) {
+			jw, jk = jw+1, 0
+		}
+		var job *zjob
+		if jw < len(sent) && inflateAhead {
+			job = sent[jw].jobs[jk]
+		}
+		if job == nil && !more {
+			return
+		}
+		// A window given back is refilled first: the decoder waits for
+		// windows, not for records decoded ahead (it decodes them itself).
 		var w *chunkWindow
 		select {
 		case w = <-c.free:
-		case <-c.stop:
-			return
+		default:
+			switch {
+			case job == nil:
+				select {
+				case w = <-c.free:
+				case <-c.stop:
+					return
+				}
+			case slot == nil:
+				select {
+				case w = <-c.free:
+				case slot = <-c.zfree:
+				case <-c.stop:
+					return
+				}
+			}
 		}
-		c.fill(w, i, n)
-		n = windowChunks
-		if verifyAhead(c) {
-			w.verify()
+		if w != nil {
+			if w.sent {
+				// The decoder is past every record of w, and has freed
+				// what was decoded for it (dropJobs).
+				w.sent = false
+				if len(sent) > 0 && sent[0] == w {
+					sent = sent[:copy(sent, sent[1:])]
+					if jw > 0 {
+						jw--
+					} else {
+						jk = 0
+					}
+				}
+			}
+			if !more {
+				continue
+			}
+			c.fill(w, i, n)
+			n = windowChunks
+			if verifyAhead(c) {
+				w.verify()
+			}
+			if inflateAhead {
+				w.findJobs()
+				w.sent = true
+				sent = append(sent, w)
+			} else {
+				w.jobs = w.jobs[:0]
+			}
+			select {
+			case c.full <- w:
+			case <-c.stop:
+				return
+			}
+			i += w.n
+			more = w.err == nil && i < len(c.refs)
+			continue
 		}
-		select {
-		case c.full <- w:
-		case <-c.stop:
-			return
+		if slot != nil {
+			jk++
+			if job.run(slot, true, c.bg.ring) {
+				slot = nil
+			}
 		}
-		if w.err != nil {
-			return
-		}
-		i += w.n
 	}
 }
+
+// inflateAhead says whether the readahead decodes records ahead of
+// the decoder (a test turns it off).
+var inflateAhead = true
 
 // verifyAhead says whether the readahead checks the checksums of the
 // window it has just read: only while the decoder has a window waiting.
@@ -226,6 +342,21 @@ var verifyAhead = func(c *chunkCursor) bool { return len(c.full) > 0 }
 // It stops in a chunk at a record that does not fit or does not match:
 // the decoder checks those itself, and reports any damage.
 func (w *chunkWindow) verify() {
+	w.eachRecord(func(k, pos int, rec []byte) bool {
+		if crc32.Checksum(rec[8:], castagnoli) != binary.LittleEndian.Uint32(rec[4:]) {
+			return false
+		}
+		w.crcOK[k] = append(w.crcOK[k], uint32(pos))
+		return true
+	})
+}
+
+// eachRecord calls fn with each record that lies inside one chunk of w
+// (its chunk k, its position pos in the chunk's data, and its bytes,
+// capped at its end), walking each chunk's records from its first one
+// (the chunk's first four bytes say where it starts) until one does not
+// fit or fn returns false.
+func (w *chunkWindow) eachRecord(fn func(k, pos int, rec []byte) bool) {
 	lo := 0
 	for k := 0; k < w.n; k++ {
 		v := w.buf[lo:w.ends[k]]
@@ -240,11 +371,9 @@ func (w *chunkWindow) verify() {
 			if n < headerSize || n > len(data)-pos {
 				break
 			}
-			rec := data[pos : pos+n]
-			if crc32.Checksum(rec[8:], castagnoli) != binary.LittleEndian.Uint32(rec[4:]) {
+			if !fn(k, pos, data[pos:pos+n:pos+n]) {
 				break
 			}
-			w.crcOK[k] = append(w.crcOK[k], uint32(pos))
 			pos += n
 		}
 	}
@@ -301,5 +430,5 @@ func (c *chunkCursor) close() {
 		<-c.done
 		c.stop, c.full, c.free = nil, nil, nil
 	}
-	c.win = nil
+	c.win, c.held, c.zfree, c.ownFree, c.jobWin = nil, nil, nil, nil, nil
 }

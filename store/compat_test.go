@@ -140,7 +140,7 @@ func TestReadFormat1(t *testing.T) {
 func TestWriteFormats(t *testing.T) {
 	for _, f := range []uint32{1, FormatVersion} {
 		dir := filepath.Join(t.TempDir(), "rec")
-		w, err := Create(dir, testMeta(), WriterOptions{MaxSegmentBytes: 32 << 10, Sync: SyncNever, format: f})
+		w, err := Create(dir, testMeta(), WriterOptions{MaxSegmentBytes: 32 << 10, Sync: SyncNever, Uncompressed: true, format: f})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,7 +151,7 @@ func TestWriteFormats(t *testing.T) {
 		checkCompatRecording(t, dir)
 		// Larger commits: format 2 writes its full chunks.
 		dir2 := filepath.Join(t.TempDir(), "rec2")
-		want := writeRecording(t, dir2, 150, WriterOptions{MaxSegmentBytes: 256 << 10, Sync: SyncNever, format: f})
+		want := writeRecording(t, dir2, 150, WriterOptions{MaxSegmentBytes: 256 << 10, Sync: SyncNever, Uncompressed: true, format: f})
 		got := readAll(t, dir2, ReaderOptions{})
 		if len(got) != len(want) {
 			t.Fatalf("format %d: read %d of %d batches", f, len(got), len(want))
@@ -181,7 +181,7 @@ func TestWriteFormats(t *testing.T) {
 // readable.
 func TestChunkSizeByFormat(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "rec")
-	writeRecording(t, dir, 150, WriterOptions{MaxSegmentBytes: 256 << 10, Sync: SyncNever})
+	writeRecording(t, dir, 150, WriterOptions{MaxSegmentBytes: 256 << 10, Sync: SyncNever, Uncompressed: true})
 	segs, _ := listSegments(dir)
 	_, values := segmentFormats(t, dir)
 	bad := -1

@@ -30,7 +30,7 @@ func corruptRecording(t *testing.T) (string, []*Batch, []segFile) {
 		if templateError != nil {
 			return
 		}
-		templateWant = writeRecording(t, filepath.Join(templateDir, "rec"), 1200, WriterOptions{MaxSegmentBytes: 400 << 10, FlushBytes: 64 << 10, Sync: SyncNever})
+		templateWant = writeRecording(t, filepath.Join(templateDir, "rec"), 1200, WriterOptions{MaxSegmentBytes: 400 << 10, FlushBytes: 64 << 10, Sync: SyncNever, Uncompressed: true})
 	})
 	if templateError != nil {
 		t.Fatal(templateError)

@@ -192,8 +192,8 @@ func TestRetention(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "rec")
 	want := writeRecording(t, dir, 3000, WriterOptions{MaxSegmentBytes: 256 << 10, FlushBytes: 64 << 10, KeepSegments: 3, Sync: SyncNever})
 	segs, _ := listSegments(dir)
-	if len(segs) != 4 { // 3 closed + the last one (closed by Close)
-		t.Fatalf("%d segments kept, want 4", len(segs))
+	if len(segs) != 3 { // KeepSegments counts the segment being written too
+		t.Fatalf("%d segments kept, want 3", len(segs))
 	}
 	got := readAll(t, dir, ReaderOptions{})
 	if len(got) == 0 || got[len(got)-1].Seq != want[len(want)-1].Seq {
@@ -219,11 +219,48 @@ func TestRetention(t *testing.T) {
 	writeRecording(t, dir2, 3000, WriterOptions{MaxSegmentBytes: 256 << 10, FlushBytes: 64 << 10, KeepBytes: 600 << 10, Sync: SyncNever})
 	segs, _ = listSegments(dir2)
 	var total int64
-	for _, s := range segs[:len(segs)-1] {
+	for _, s := range segs {
 		fi, _ := os.Stat(s.path)
 		total += fi.Size()
 	}
 	if total > 600<<10 || len(segs) < 2 {
-		t.Fatalf("%d closed bytes kept in %d segments, limit 600 KiB", total, len(segs))
+		t.Fatalf("%d bytes kept in %d segments, limit 600 KiB", total, len(segs))
+	}
+}
+
+// TestRetentionRefusesImpossible: settings that would keep no history are
+// refused with a message saying why, before anything is written.
+func TestRetentionRefusesImpossible(t *testing.T) {
+	for _, c := range []struct {
+		opts WriterOptions
+		want string
+	}{
+		{WriterOptions{KeepSegments: 1}, "KeepSegments 1 would keep only the segment being written"},
+		{WriterOptions{KeepSegments: -2}, "KeepSegments -2"},
+		{WriterOptions{KeepBytes: -1}, "KeepBytes -1"},
+		{WriterOptions{MaxSegmentBytes: 1 << 20, KeepBytes: 1<<20 + 1}, "less than two segments"},
+	} {
+		dir := filepath.Join(t.TempDir(), "rec")
+		w, err := Create(dir, testMeta(), c.opts)
+		if err == nil {
+			w.Close()
+			t.Errorf("%+v: accepted", c.opts)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want it to say %q", c.opts, err, c.want)
+		}
+		if segs, _ := listSegments(dir); len(segs) != 0 {
+			t.Errorf("%+v: refused but wrote %d segments", c.opts, len(segs))
+		}
+	}
+	// Two segments' worth is enough: the newest closed segment is kept at
+	// every rotation, so history is never all deleted.
+	dir := filepath.Join(t.TempDir(), "rec")
+	want := writeRecording(t, dir, 3000, WriterOptions{MaxSegmentBytes: 256 << 10, FlushBytes: 64 << 10, KeepBytes: 512 << 10, Sync: SyncNever})
+	got := readAll(t, dir, ReaderOptions{})
+	segs, _ := listSegments(dir)
+	if len(segs) < 2 || len(got) == 0 || got[len(got)-1].Seq != want[len(want)-1].Seq {
+		t.Fatalf("KeepBytes of two segments: %d segments, %d batches kept", len(segs), len(got))
 	}
 }

@@ -86,7 +86,7 @@ var (
 	zencOnce sync.Once
 	zenc     *zstd.Encoder
 	zdecOnce sync.Once
-	zdec     *zstd.Decoder
+	zdec     [2]*zstd.Decoder
 )
 
 // encoderZstd returns the shared zstd encoder (EncodeAll is safe for
@@ -99,14 +99,33 @@ func encoderZstd() *zstd.Encoder {
 	return zenc
 }
 
-// decoderZstd returns the shared zstd decoder (DecodeAll is safe for
-// concurrent use); memory is capped at maxBody.
-func decoderZstd() *zstd.Decoder {
+// decoderZstd returns a shared zstd decoder (DecodeAll is safe for
+// concurrent use); memory is capped at maxBody. Decoders use the first,
+// readaheads the second (see inflate.go): each keeps its tables in the
+// cache of the core it runs on.
+func decoderZstd(ahead bool) *zstd.Decoder {
 	zdecOnce.Do(func() {
-		zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
-			zstd.WithDecoderMaxMemory(maxBody))
+		for i := range zdec {
+			zdec[i], _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
+				zstd.WithDecoderMaxMemory(maxBody))
+		}
 	})
-	return zdec
+	if ahead {
+		return zdec[1]
+	}
+	return zdec[0]
+}
+
+// inflate decompresses a record's zstd body into dst (reused from its
+// start), with the readaheads' decoder if ahead. It does not trust the header's body length for the allocation:
+// the decoder grows dst as the input really decodes, up to maxBody (the
+// caller compares the result with the header).
+func inflate(body, dst []byte, ahead bool) ([]byte, error) {
+	out, err := decoderZstd(ahead).DecodeAll(body, dst[:0])
+	if err != nil {
+		return out, fmt.Errorf("zstd: %v", err)
+	}
+	return out, nil
 }
 
 // batchStats is what encoding a batch learns about it.
@@ -284,7 +303,10 @@ type decoder struct {
 	crcVerified bool
 	// ring: decode ring buffer batches into Batch.Ringbuf
 	// (ReaderOptions.RingbufEvents).
-	ring   bool
+	ring bool
+	// ahead: a readahead's decoder (see inflate.go), which decompresses
+	// with the readaheads' zstd decoder.
+	ahead  bool
 	body   []byte
 	events []Event
 	ringEv []RingbufEvent
@@ -314,16 +336,14 @@ func (d *decoder) decodeRecord(rec []byte, b *Batch, p *LossPoint) (recHeader, e
 	}
 	body := rec[headerSize:]
 	if h.flags&flagZstd != 0 {
-		// Do not trust bodyLen for the allocation: the decoder grows the
-		// buffer as the input really decodes, up to maxBody.
-		out, err := decoderZstd().DecodeAll(body, d.body[:0])
+		out, err := inflate(body, d.body, d.ahead)
+		d.body = out[:0] // reused by the next record
 		if err != nil {
-			return h, fmt.Errorf("zstd: %v", err)
+			return h, err
 		}
 		if len(out) != int(h.bodyLen) {
 			return h, fmt.Errorf("decompressed %d bytes, header says %d", len(out), h.bodyLen)
 		}
-		d.body = out[:0] // reused by the next record
 		body = out
 	} else if len(body) != int(h.bodyLen) {
 		return h, fmt.Errorf("body length %d, header says %d", len(body), h.bodyLen)

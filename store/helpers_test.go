@@ -120,6 +120,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(envCrashChild); dir != "" {
 		crashChild(dir)
 	}
+	if cfg := os.Getenv(envPowerChild); cfg != "" {
+		powerCutChild(cfg)
+	}
 	if dir := os.Getenv(envReadOnlyChild); dir != "" {
 		if err := createIn(dir); err != nil {
 			fmt.Fprintln(os.Stderr, err)

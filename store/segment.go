@@ -9,9 +9,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -24,15 +24,11 @@ const (
 	pageSize = 4096
 	// leafPages is the bbolt pages of one full log leaf in format 2: two
 	// full chunks fill it exactly, so that bbolt writes each leaf as one
-	// contiguous overflow run (one 128 KiB write instead of thirty-two
-	// 4 KiB ones; fdatasync of many small writes is what made commits
-	// slow). Measured by BenchmarkAppend against 64 and 256 KiB leaves:
-	// 64 KiB gave 0.60-0.68 of the plain-file rate, 128 KiB 0.69-0.84
-	// with 1.068 device bytes per payload byte, 256 KiB 0.81-0.85 with
-	// 1.10 (each commit rewrites the last leaf, so larger leaves write
-	// more), and larger chunks lose more records after a damaged header.
-	// With each commit's tail in small chunks (see Writer.chunkSpan) the
-	// rewrite is small, and 128 KiB leaves gave 0.80-0.90 with 1.033.
+	// contiguous overflow run (one write, not thirty-two page writes:
+	// fdatasync of many small writes is what made commits slow). Larger
+	// leaves make each commit rewrite more of its last leaf and lose more
+	// records after a damaged header; 128 KiB was the best balance in
+	// BenchmarkAppend (figures in the commit history and the README).
 	leafPages = 32
 	// leafSize is the bytes of a full log leaf in the current format.
 	leafSize = leafPages * pageSize
@@ -53,6 +49,9 @@ const (
 	indexValueSize = 28
 
 	segSuffix = ".seg"
+	// creatingSuffix names a segment file while the writer creates it
+	// (000007.seg.creating); readers never list it as a segment.
+	creatingSuffix = ".creating"
 )
 
 var (
@@ -94,6 +93,9 @@ type segFile struct {
 	// bad says why the entry cannot be a segment (a symbolic link, a
 	// FIFO, a device): it is reported as damage and never opened.
 	bad error
+	// live says path is a copy of a segment its writer still holds, as
+	// of its last commit (liveFiles).
+	live bool
 }
 
 // errNotRegular: a segment name on something other than a regular file.
@@ -110,11 +112,8 @@ func listSegments(dir string) ([]segFile, error) {
 	var segs []segFile
 	for _, e := range ents {
 		name := e.Name()
-		if !strings.HasSuffix(name, segSuffix) || e.IsDir() {
-			continue
-		}
-		n, err := strconv.Atoi(strings.TrimSuffix(name, segSuffix))
-		if err != nil || n <= 0 {
+		n, ok := segmentIndex(name)
+		if !ok || e.IsDir() {
 			continue
 		}
 		sf := segFile{index: n, path: filepath.Join(dir, name)}
@@ -125,6 +124,26 @@ func listSegments(dir string) ([]segFile, error) {
 	}
 	sort.Slice(segs, func(i, j int) bool { return segs[i].index < segs[j].index })
 	return segs, nil
+}
+
+// creatingLeftovers names the files in dir that a writer left while
+// creating a segment (it stopped before naming it): not segments, and
+// holding nothing committed, for Verify and Info to mention.
+func creatingLeftovers(dir string) []string {
+	if writerActive(dir) {
+		return nil // its writer is creating it now
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), segSuffix+creatingSuffix) {
+			out = append(out, e.Name()+": a segment whose creation was interrupted (the writer stopped before naming it); nothing committed is in it")
+		}
+	}
+	return out
 }
 
 // fileKind names a non-regular file type for errors.
@@ -169,12 +188,45 @@ func openSegmentRO(path string) (db *bolt.DB, err error) {
 	return db, err
 }
 
-// recoverTo turns a panic (bbolt panics on some corrupted pages) into an
-// error; it also makes memory faults on the mmap recoverable while the
-// calling function runs (callers defer it first thing).
+// Panics. bbolt trusts its pages and panics on damaged ones (its own
+// assertions, index errors in its page code), and a file truncated under
+// a mapping faults, which panicOnFault makes a panic. This package
+// recovers exactly those, at two boundaries: around its calls into bbolt
+// (recoverBolt, checking boltPanic), and around the page check's reads of a
+// file that changes while it is read (errShortRead, structure.go). Any
+// other panic is a bug of this package, and goes on.
+
+// recoverTo turns a panic of bbolt's (boltPanic) into an error; callers
+// defer it first thing. Any other panic goes on.
 func recoverTo(err *error, what string) {
 	if r := recover(); r != nil {
+		if !boltPanic(r) {
+			panic(r)
+		}
 		*err = fmt.Errorf("corrupted file (bbolt failed while %s: %v)", what, r)
+	}
+}
+
+// boltPanic says whether the panic p, recovered by the deferred function
+// that calls it, came from bbolt's code or from a memory fault on a
+// mapping: the function that panicked (the first one past the runtime's
+// panic frames) is bbolt's.
+func boltPanic(p any) bool {
+	if e, ok := p.(runtime.Error); ok && strings.Contains(e.Error(), "fault") {
+		return true // SetPanicOnFault: "unexpected fault address"
+	}
+	var pcs [64]uintptr
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs[:])])
+	panicking := false
+	for {
+		f, more := frames.Next()
+		if panicking && !strings.HasPrefix(f.Function, "runtime.") {
+			return strings.HasPrefix(f.Function, "go.etcd.io/bbolt")
+		}
+		panicking = panicking || f.Function == "runtime.gopanic"
+		if !more {
+			return false
+		}
 	}
 }
 

@@ -14,7 +14,11 @@
 //
 //   - "meta": key "format" (uint32 big endian, the format version), key
 //     "meta" (JSON [Meta]: recording ID, segment index, host, kernel, clocks,
-//     BTF identity, tool, command line, streams), key "deleted" (JSON
+//     BTF identity, tool, command line, streams; a stream may carry its
+//     event layout, opaque bytes of at most [MaxLayoutSize], base64 in the
+//     JSON: see [StreamInfo].Layout. Readers of format 2 that predate
+//     layouts ignore the field and a stream without one decodes as before,
+//     so the format version stays 2), key "deleted" (JSON
 //     [Deleted], what retention removed before this segment), and, once the
 //     segment is closed, key "summary" (JSON [SegmentSummary]). A segment
 //     without a summary was not closed (the writer crashed or is still
@@ -147,17 +151,38 @@ type Event = event.Perfbuf
 
 // Loss holds the cumulative loss counters of one stream at one moment.
 type Loss struct {
-	// KernelLost counts samples the kernel reported lost (perf buffers).
+	// KernelLost counts samples the kernel reported lost (perf buffers);
+	// every output of ebpfrec calls it kernel_lost_perfbuf.
 	KernelLost uint64 `json:"kernel_lost"`
 	// RingbufDropped counts failed bpf_ringbuf_reserve/output calls, from
-	// the tracer's per-CPU counter map.
+	// the tracer's per-CPU counter map: events lost in the kernel, the ring
+	// buffer full (kernel_lost_ringbuf in every output).
 	RingbufDropped uint64 `json:"ringbuf_dropped"`
-	// UserDropped counts events dropped in user space (queues full).
+	// UserDropped counts events dropped in user space (queues full;
+	// ebpfrec_dropped in every output).
 	UserDropped uint64 `json:"user_dropped"`
 }
 
-// Total is the sum of all counters.
+// Total is the sum of all counters: every event of the stream not
+// recorded, as far as the counters know (the one definition replay, export
+// and summary share).
 func (l Loss) Total() uint64 { return l.KernelLost + l.RingbufDropped + l.UserDropped }
+
+// Max returns each counter's larger value of l and o.
+func (l Loss) Max(o Loss) Loss {
+	return Loss{KernelLost: max(l.KernelLost, o.KernelLost), RingbufDropped: max(l.RingbufDropped, o.RingbufDropped), UserDropped: max(l.UserDropped, o.UserDropped)}
+}
+
+// Rise raises the counters l (high-water marks) to o where o is higher,
+// and returns by how much each rose. The counters are cumulative: a value
+// below the mark, which a recording made before they were stored in
+// order can hold, is an older sample, not a reset.
+func (l *Loss) Rise(o Loss) Loss {
+	hw := l.Max(o)
+	d := Loss{KernelLost: hw.KernelLost - l.KernelLost, RingbufDropped: hw.RingbufDropped - l.RingbufDropped, UserDropped: hw.UserDropped - l.UserDropped}
+	*l = hw
+	return d
+}
 
 // Batch is the unit of recording and replay: the events that one read of one
 // stream delivered, in order.
@@ -232,7 +257,22 @@ type StreamInfo struct {
 	// Object identifies a user-supplied BPF object, so that its decoder can
 	// be found again; empty for built-in tracers.
 	Object *ObjectInfo `json:"object,omitempty"`
+	// Layout is the layout of the stream's events (bpf/btflayout: the BTF
+	// of the C struct its programs write, its name and the byte order),
+	// opaque to this package and at most MaxLayoutSize bytes; empty in
+	// recordings made before layouts were stored and for streams whose
+	// struct was not named. It is in every segment's metadata, once per
+	// stream.
+	Layout []byte `json:"layout,omitempty"`
+	// KernelLossUncounted says the events this stream lost in the kernel
+	// are not counted: a ring buffer (which reports no loss of its own)
+	// whose program keeps no drop counter. Its RingbufDropped 0 then means
+	// "unknown", not "none".
+	KernelLossUncounted bool `json:"kernel_loss_uncounted,omitempty"`
 }
+
+// MaxLayoutSize bounds StreamInfo.Layout: Create refuses a longer one.
+const MaxLayoutSize = 1 << 20
 
 // ObjectInfo identifies a user-supplied BPF object file.
 type ObjectInfo struct {
@@ -316,6 +356,18 @@ type SegmentSummary struct {
 	Streams map[string]*StreamSummary `json:"streams"`
 	// Closed is when the segment was closed.
 	Closed time.Time `json:"closed"`
+}
+
+// WallTime returns the wall-clock time, in Unix nanoseconds, of an
+// event's kernel time kt (bpf_ktime_get_ns, CLOCK_MONOTONIC), through
+// MonoToWall; readTime (the time the event was read, Event.Timestamp) if
+// the recording has no offset or kt is not a time. Replay, export and
+// summary all place events in time through it.
+func (m *Meta) WallTime(kt uint64, readTime time.Time) int64 {
+	if m.MonoToWall == 0 || kt == 0 || kt >= 1<<63 {
+		return readTime.UnixNano()
+	}
+	return int64(kt) + m.MonoToWall
 }
 
 // Deleted describes the history that retention removed: the oldest

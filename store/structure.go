@@ -2,9 +2,7 @@ package store
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"os"
 	"sync"
@@ -39,15 +37,14 @@ func checkPages(path string) (msgs []string, fatal bool) {
 // moved every byte through main memory three times; mapping it cost a page
 // fault per leaf, and the events handed to a handler would have aliased
 // the mapping, where a file truncated under them kills the process with
-// SIGBUS. BenchmarkRead, iterate read-ratio on the project's 2-core VM:
-// whole file 0.45, chunks through a mapping 0.55, pread of chunks with
-// the check through a mapping 0.52, pread throughout 0.54-0.62.
+// SIGBUS. pread throughout was also the fastest of these in BenchmarkRead.
 type loadedSeg struct {
 	f     *os.File
 	sc    *segScratch // the pooled buffers refs and the checker use
 	refs  []chunkRef
 	msgs  []string
 	fatal bool
+	gone  bool // the file was deleted before it could be opened
 }
 
 // chunkRef is one key/value of the log bucket: the key and where the
@@ -98,6 +95,7 @@ func loadSegment(path string) (m *loadedSeg) {
 	}
 	f, err := os.Open(path)
 	if err != nil {
+		m.gone = os.IsNotExist(err)
 		return fail(err.Error())
 	}
 	m.f = f
@@ -120,12 +118,11 @@ func loadSegment(path string) (m *loadedSeg) {
 	c := &pageChecker{f: f, size: size, seen: sc.seen, logRefs: sc.refs, keys: sc.keys[:0], buf: sc.page}
 	defer func() {
 		if r := recover(); r != nil {
-			m.msgs = c.msgs
-			if _, ok := r.(errShortRead); ok {
-				fail(fmt.Sprintf("file changed while checked: %v", r))
-			} else {
-				fail(fmt.Sprintf("page check failed: %v", r))
+			if _, ok := r.(errShortRead); !ok {
+				panic(r) // the check's own bug: it reads with pread, not bbolt
 			}
+			m.msgs = c.msgs
+			fail(fmt.Sprintf("file changed while checked: %v", r))
 		}
 	}()
 	c.run()
@@ -151,15 +148,8 @@ type pageChecker struct {
 }
 
 const (
-	pageHeaderSize = 16
-	elemSize       = 16
-	flagBranch     = 0x01
-	flagLeaf       = 0x02
-	flagMeta       = 0x04
-	boltMagic      = 0xED0CDAED
-	boltVersion    = 2
-	maxTreeDepth   = 64
-	maxCheckMsgs   = 20
+	maxTreeDepth = 64
+	maxCheckMsgs = 20
 )
 
 func (c *pageChecker) fatalf(format string, args ...any) {
@@ -175,24 +165,8 @@ func (c *pageChecker) fail(format string, args ...any) {
 
 // meta reads and validates meta page i; it returns root, hwm, txid.
 func (c *pageChecker) meta(i int) (root, hwm, txid uint64, err error) {
-	p := c.read(int64(i)*pageSize, pageHeaderSize+64)
-	m := p[pageHeaderSize:]
-	switch {
-	case binary.LittleEndian.Uint16(p[8:]) != flagMeta:
-		return 0, 0, 0, fmt.Errorf("meta page %d: not a meta page", i)
-	case binary.LittleEndian.Uint32(m[0:]) != boltMagic:
-		return 0, 0, 0, fmt.Errorf("meta page %d: bad magic (not a bbolt file)", i)
-	case binary.LittleEndian.Uint32(m[4:]) != boltVersion:
-		return 0, 0, 0, fmt.Errorf("meta page %d: bbolt version %d", i, binary.LittleEndian.Uint32(m[4:]))
-	case binary.LittleEndian.Uint32(m[8:]) != pageSize:
-		return 0, 0, 0, fmt.Errorf("meta page %d: page size %d, want %d", i, binary.LittleEndian.Uint32(m[8:]), pageSize)
-	}
-	h := fnv.New64a()
-	h.Write(m[:56])
-	if h.Sum64() != binary.LittleEndian.Uint64(m[56:]) {
-		return 0, 0, 0, fmt.Errorf("meta page %d: checksum mismatch", i)
-	}
-	return binary.LittleEndian.Uint64(m[16:]), binary.LittleEndian.Uint64(m[40:]), binary.LittleEndian.Uint64(m[48:]), nil
+	m, err := parseMeta(i, c.read(int64(i)*pageSize, metaPageBytes))
+	return m.root, m.hwm, m.txid, err
 }
 
 // root picks the newer valid meta page, as bbolt does, and returns the
@@ -233,8 +207,11 @@ func truncated(path string) (err error) {
 	}
 	c := &pageChecker{f: f, size: fi.Size()}
 	defer func() {
-		if recover() != nil { // errShortRead: the file changed meanwhile
-			err = nil
+		if r := recover(); r != nil {
+			if _, ok := r.(errShortRead); !ok {
+				panic(r)
+			}
+			err = nil // the file changed meanwhile
 		}
 	}()
 	if _, ok := c.root(); ok || !c.cut {
@@ -305,12 +282,13 @@ func (c *pageChecker) page(id uint64, prefix bool) (h []byte, size int) {
 		return nil, 0
 	}
 	h = c.read(int64(id)*pageSize, pageSize)
-	if got := binary.LittleEndian.Uint64(h[0:]); got != id {
+	ph := readPageHeader(h)
+	if got := ph.id; got != id {
 		c.fail("page %d: header says page %d (overwritten or zeroed)", id, got)
 		c.markSeen(id)
 		return nil, 0
 	}
-	overflow := uint64(binary.LittleEndian.Uint32(h[12:]))
+	overflow := uint64(ph.overflow)
 	if id+overflow >= c.hwm {
 		c.fatalf("page %d: %d overflow pages run past the end", id, overflow)
 		return nil, 0
@@ -342,8 +320,8 @@ func (c *pageChecker) tree(id uint64, depth int, isRoot, isLog bool) {
 	if h == nil {
 		return
 	}
-	flags := binary.LittleEndian.Uint16(h[8:])
-	count := int(binary.LittleEndian.Uint16(h[10:]))
+	ph := readPageHeader(h)
+	flags, count := ph.flags, int(ph.count)
 	if count == 0 && !isRoot && depth > 0 {
 		c.fail("page %d: empty", id)
 	}
@@ -362,7 +340,7 @@ func (c *pageChecker) tree(id uint64, depth int, isRoot, isLog bool) {
 		var prev []byte
 		for i := 0; i < count; i++ {
 			e := h[pageHeaderSize+i*elemSize:]
-			pos, ksize := int(binary.LittleEndian.Uint32(e[0:])), int(binary.LittleEndian.Uint32(e[4:]))
+			pos, ksize := int(boltOrder.Uint32(e[0:])), int(boltOrder.Uint32(e[4:]))
 			start := pageHeaderSize + i*elemSize + pos
 			if pos < 0 || ksize < 0 || start+ksize > len(h) || start < pageHeaderSize {
 				c.fail("page %d: element %d out of bounds", id, i)
@@ -374,7 +352,7 @@ func (c *pageChecker) tree(id uint64, depth int, isRoot, isLog bool) {
 				return
 			}
 			prev = k
-			children = append(children, binary.LittleEndian.Uint64(e[8:]))
+			children = append(children, boltOrder.Uint64(e[8:]))
 		}
 		for _, ch := range children {
 			c.tree(ch, depth+1, isRoot, isLog)
@@ -403,10 +381,10 @@ func (c *pageChecker) leaf(id uint64, h []byte, size int, base int64, count int,
 	var prev []byte
 	for i := 0; i < count; i++ {
 		e := h[pageHeaderSize+i*elemSize:]
-		flags := binary.LittleEndian.Uint32(e[0:])
-		pos := int(binary.LittleEndian.Uint32(e[4:]))
-		ksize := int(binary.LittleEndian.Uint32(e[8:]))
-		vsize := int(binary.LittleEndian.Uint32(e[12:]))
+		flags := boltOrder.Uint32(e[0:])
+		pos := int(boltOrder.Uint32(e[4:]))
+		ksize := int(boltOrder.Uint32(e[8:]))
+		vsize := int(boltOrder.Uint32(e[12:]))
 		start := pageHeaderSize + i*elemSize + pos
 		if pos < 0 || ksize < 0 || vsize < 0 || start < pageHeaderSize || start+ksize+vsize > size {
 			c.fail("page %d: element %d out of bounds", id, i)
@@ -433,7 +411,7 @@ func (c *pageChecker) leaf(id uint64, h []byte, size int, base int64, count int,
 			return subs
 		}
 		prev = k
-		if flags&0x01 != 0 { // a bucket
+		if flags&flagBucket != 0 {
 			if vsize < 16 {
 				c.fail("page %d: bad bucket entry", id)
 				return subs
@@ -444,7 +422,7 @@ func (c *pageChecker) leaf(id uint64, h []byte, size int, base int64, count int,
 			}
 			v := h[start+ksize : start+ksize+vsize]
 			log := isRoot && bytes.Equal(k, bucketLog)
-			if root := binary.LittleEndian.Uint64(v); root != 0 {
+			if root := boltOrder.Uint64(v); root != 0 {
 				subs = append(subs, subTree{root, log})
 			} else if vsize < 16+pageHeaderSize {
 				c.fail("page %d: bad inline bucket", id)
@@ -452,8 +430,9 @@ func (c *pageChecker) leaf(id uint64, h []byte, size int, base int64, count int,
 			} else {
 				// An inline bucket: a page inside the value.
 				in := v[16:]
-				n := int(binary.LittleEndian.Uint16(in[10:]))
-				if binary.LittleEndian.Uint16(in[8:]) != flagLeaf || pageHeaderSize+n*elemSize > len(in) {
+				ih := readPageHeader(in)
+				n := int(ih.count)
+				if ih.flags != flagLeaf || pageHeaderSize+n*elemSize > len(in) {
 					c.fail("page %d: bad inline bucket", id)
 					return subs
 				}

@@ -34,8 +34,12 @@ type Report struct {
 	Batches    uint64 `json:"batches"`
 	Events     uint64 `json:"events"`
 	LossPoints uint64 `json:"loss_points"`
-	// Skipped lists segments not verified and why (a segment being written).
+	// Skipped lists segments not verified and why (a segment being written
+	// that had no commit yet, one retention deleted while it was checked).
 	Skipped []string `json:"skipped,omitempty"`
+	// Notes says what else a reader should know: the segment being
+	// written, checked as of its last commit.
+	Notes []string `json:"notes,omitempty"`
 	// Problems lists every defect found; empty means the recording is sound.
 	Problems []Problem `json:"problems"`
 }
@@ -61,7 +65,17 @@ func Verify(dir string) (*Report, error) {
 		return nil, fmt.Errorf("store: %s holds no recording (no *.seg files)", dir)
 	}
 	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		rep.Problems = append(rep.Problems, Problem{Message: fmt.Sprintf("store: directory %s has mode %#o, want 0700 (recordings are private)", dir, fi.Mode().Perm())})
+		// The user's own directory (record -o .): the segments are
+		// private, only their names are not.
+		rep.Notes = append(rep.Notes, fmt.Sprintf("directory %s has mode %#o: other users can list the segment files (not read them)", dir, fi.Mode().Perm()))
+	}
+	// A running writer's segment is checked as of its last commit.
+	files, tmp, err := liveFiles(files, "")
+	if err != nil {
+		return nil, err
+	}
+	if tmp != "" {
+		defer os.RemoveAll(tmp)
 	}
 	infos := make([]SegmentInfo, len(files))
 	var deleted *Deleted // the newest segment's deletion record
@@ -85,14 +99,30 @@ func Verify(dir string) (*Report, error) {
 		if fi, err := os.Stat(f.path); err == nil && fi.Mode().Perm()&0o077 != 0 {
 			add(0, "file mode %#o, want 0600 (recordings are private)", fi.Mode().Perm())
 		}
+		// The newest deletion record may be in a segment that could not
+		// be read yet (being written, no commit to copy).
+		gap := add
+		if infos[len(infos)-1].BeingWritten {
+			gap = func(_ uint64, format string, args ...any) {
+				rep.Skipped = append(rep.Skipped, name+": "+fmt.Sprintf(format, args...)+": probably deleted by the running recorder's retention, whose record is in the segment being written")
+			}
+		}
 		if i == 0 && si.err == nil {
-			if deleted != nil {
+			if deleted != nil && f.index <= deleted.LastSegment {
+				// Retention recorded deleting it (in a newer segment)
+				// and stopped before removing the file: still history.
+				if s := si.Summary; s != nil && s.Records > 0 {
+					expect = s.FirstSeq
+				} else if f.index == 1 {
+					expect = 1
+				}
+			} else if deleted != nil {
 				expect = deleted.LastSeq + 1
 				if deleted.LastSegment != f.index-1 {
-					add(0, "segments %06d-%06d missing (retention recorded deleting up to %06d)", deleted.LastSegment+1, f.index-1, deleted.LastSegment)
+					gap(0, "segments %06d-%06d missing (retention recorded deleting up to %06d)", deleted.LastSegment+1, f.index-1, deleted.LastSegment)
 				}
 			} else if f.index != 1 {
-				add(0, "segments 000001-%06d missing (no deletion recorded)", f.index-1)
+				gap(0, "segments 000001-%06d missing (no deletion recorded)", f.index-1)
 			} else {
 				expect = 1
 			}
@@ -107,6 +137,20 @@ func Verify(dir string) (*Report, error) {
 			expect = 0
 			continue
 		}
+		if si.Live {
+			rep.Notes = append(rep.Notes, name+": being written: checked as of its last commit")
+		}
+		// A running writer's retention may delete a segment while it is
+		// checked: not damage, and not verified.
+		deletedMeanwhile := func() bool {
+			if _, err := os.Lstat(f.path); !os.IsNotExist(err) {
+				return false
+			}
+			rep.Skipped = append(rep.Skipped, name+": deleted while being verified (retention of a running recorder)")
+			rep.Segments = append(rep.Segments, si)
+			expect = 0
+			return true
+		}
 		if si.err != nil && i == len(files)-1 && interruptedCreate(&si) {
 			// A writer killed while creating its next segment.
 			rep.Skipped = append(rep.Skipped, name+": incomplete (the writer stopped while creating it): "+si.err.Error())
@@ -114,15 +158,23 @@ func Verify(dir string) (*Report, error) {
 			continue
 		}
 		if si.err != nil {
+			if deletedMeanwhile() {
+				continue
+			}
 			add(0, "%v", si.err)
 			rep.Segments = append(rep.Segments, si)
 			expect = 0
 			continue
 		}
+		before := len(rep.Problems)
 		for _, msg := range checkStructure(f.path) {
 			add(0, "%s", msg)
 		}
 		sum, problems := scanSegment(&si, &expect, rep)
+		if (len(problems) > 0 || len(rep.Problems) > before) && deletedMeanwhile() {
+			rep.Problems = rep.Problems[:before]
+			continue
+		}
 		if s := si.Summary; s != nil && s.Records > 0 {
 			// Damage at the end of a closed segment: its summary says
 			// where it ends, so the lost records are this segment's
@@ -146,6 +198,7 @@ func Verify(dir string) (*Report, error) {
 		}
 		rep.Segments = append(rep.Segments, si)
 	}
+	rep.Skipped = append(rep.Skipped, creatingLeftovers(dir)...)
 	return rep, nil
 }
 
@@ -249,6 +302,9 @@ func checkIndex(si *SegmentInfo) (msgs []string) {
 	defer panicOnFault()()
 	defer func() {
 		if r := recover(); r != nil {
+			if !boltPanic(r) {
+				panic(r)
+			}
 			msgs = append(msgs, fmt.Sprintf("corrupted file (bbolt failed reading the index: %v)", r))
 		}
 	}()
@@ -320,21 +376,25 @@ type Summary struct {
 	To       time.Time `json:"to"`
 	// Deleted says what retention deleted (history starts after it).
 	Deleted *Deleted `json:"deleted,omitempty"`
+	// Live says a writer is still writing the recording: its open
+	// segment is counted as of its last commit (or not at all if it had
+	// none yet, or was being created; Notes says which).
+	Live bool `json:"live,omitempty"`
 	// Notes lists segments skipped or unclosed, and damage met.
 	Notes []string `json:"notes,omitempty"`
 }
 
 // Info summarizes the recording in dir: streams, counts, bytes, time range,
 // segments and losses. Closed segments are summarized from their closing
-// summary; unclosed ones (a writer that crashed) are scanned; one being
-// written is skipped and said so.
+// summary; unclosed ones (a writer that crashed) are scanned, and so is the
+// one a running writer holds, as of its last commit (Summary.Live).
 func Info(dir string) (*Summary, error) {
 	r, err := Open(dir, ReaderOptions{})
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	s := &Summary{Dir: dir, Meta: r.Meta(), Deleted: r.Deleted()}
+	s := &Summary{Dir: dir, Meta: r.Meta(), Deleted: r.Deleted(), Live: writerActive(dir)}
 	streams := map[string]*StreamTotal{}
 	var order []string
 	for i := range r.segs {
@@ -356,7 +416,11 @@ func Info(dir string) (*Summary, error) {
 			var expect uint64
 			scanned, problems := scanSegment(&si, &expect, nil)
 			sum = &scanned
-			s.Notes = append(s.Notes, name+": not closed (the writer stopped without closing it); scanned")
+			if si.Live {
+				s.Notes = append(s.Notes, name+": being written: counted as of its last commit")
+			} else {
+				s.Notes = append(s.Notes, name+": not closed (the writer stopped without closing it); scanned")
+			}
 			for _, p := range problems {
 				s.Notes = append(s.Notes, p.Message)
 			}
@@ -394,6 +458,7 @@ func Info(dir string) (*Summary, error) {
 			t.Loss = ss.Loss // cumulative: the latest wins
 		}
 	}
+	s.Notes = append(s.Notes, creatingLeftovers(dir)...)
 	for _, st := range s.Meta.Streams {
 		t := streams[st.Name]
 		if t == nil {

@@ -1,22 +1,17 @@
 package store
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
-
-// SyncPolicy says when the writer makes committed data durable.
-type SyncPolicy int
 
 const (
 	// SyncInterval (the default) commits every FlushInterval or FlushBytes,
@@ -30,118 +25,6 @@ const (
 	// interval, a power loss may lose more.
 	SyncNever
 )
-
-// String returns "interval", "always" or "never".
-func (p SyncPolicy) String() string {
-	switch p {
-	case SyncInterval:
-		return "interval"
-	case SyncAlways:
-		return "always"
-	case SyncNever:
-		return "never"
-	}
-	return fmt.Sprintf("SyncPolicy(%d)", int(p))
-}
-
-// ParseSyncPolicy parses "interval", "always" or "never".
-func ParseSyncPolicy(s string) (SyncPolicy, error) {
-	for _, p := range []SyncPolicy{SyncInterval, SyncAlways, SyncNever} {
-		if p.String() == s {
-			return p, nil
-		}
-	}
-	return 0, fmt.Errorf("store: unknown sync policy %q (want interval, always or never)", s)
-}
-
-// Defaults of WriterOptions.
-const (
-	DefaultFlushInterval   = time.Second
-	DefaultFlushBytes      = 4 << 20
-	DefaultMaxSegmentBytes = 64 << 20
-	DefaultMaxSegmentAge   = time.Hour
-)
-
-// DefaultCompress is whether batches are zstd-compressed by default.
-//
-// Measured on this project's machines (2 cores, virtio disk, ext4) by
-// BenchmarkCompression and BenchmarkAppend on synthetic exec/syscall-like
-// events (64-256 byte structs: timestamps, pids, small ints, zero padding,
-// comm and library path strings; 128 events, about 21 KB, a batch), with
-// zstd SpeedFastest per batch:
-//
-//	                       none            zstd
-//	stored / raw bytes     1.018           0.177 (5.7x smaller)
-//	encode, one core       2.3-4.0 GB/s    131-196 MB/s
-//	decode, one core       2.4-5.3 GB/s    386-537 MB/s
-//	Append end to end      87-122 MB/s     78-126 MB/s (disk-bound: noisy)
-//	disk / payload         1.04            0.18
-//
-// Compression saves more than four fifths of the disk and of the device
-// writes at about 5-8 ns of CPU per event byte (compression runs in the
-// committer goroutine, off the caller's path). Append throughput is the same
-// within the noise, because bbolt's commits, not the CPU, bound it. Real
-// events (pointers, hashes, payload bytes) compress less than these. The
-// default stays off: a recorder must first not lose events, and on a small
-// host the CPU that zstd takes at high event rates is taken from the BPF
-// buffer readers; turn it on (WriterOptions.Compress, ebpfrec record
-// --compress) when disk space or retention matter more, as for a flight
-// recorder.
-const DefaultCompress = false
-
-// WriterOptions tune a Writer. Zero values mean the defaults.
-type WriterOptions struct {
-	// FlushInterval is the longest time an appended batch waits before it
-	// is committed (default 1s).
-	FlushInterval time.Duration
-	// FlushBytes commits as soon as this many record bytes are pending
-	// (default 4 MiB). It also bounds the writer's memory, with the largest
-	// single batch.
-	FlushBytes int
-	// Sync is the sync policy (default SyncInterval).
-	Sync SyncPolicy
-	// MaxSegmentBytes rotates to a new segment when the open one reaches
-	// this size (default 64 MiB). An empty segment already takes about
-	// 16 KiB (bbolt's meta, freelist and bucket pages), so smaller limits
-	// are raised to 32 KiB, and a segment is only rotated once the records
-	// appended to it reach at least half the limit: a small limit never
-	// rotates at every record.
-	MaxSegmentBytes int64
-	// MaxSegmentAge rotates to a new segment when the open one is this old
-	// (default 1h; negative: never).
-	MaxSegmentAge time.Duration
-	// KeepSegments keeps at most this many closed segments, deleting the
-	// oldest first (0: no limit).
-	KeepSegments int
-	// KeepBytes keeps at most this many bytes of closed segments, deleting
-	// the oldest first (0: no limit).
-	KeepBytes int64
-	// Compress compresses each batch with zstd when that saves space.
-	Compress bool
-
-	// format is the format version to write (0: FormatVersion); tests set
-	// 1 to make recordings of the previous version.
-	format uint32
-}
-
-func (o *WriterOptions) fill() {
-	if o.FlushInterval <= 0 {
-		o.FlushInterval = DefaultFlushInterval
-	}
-	if o.FlushBytes <= 0 {
-		o.FlushBytes = DefaultFlushBytes
-	}
-	if o.MaxSegmentBytes <= 0 {
-		o.MaxSegmentBytes = DefaultMaxSegmentBytes
-	}
-	o.MaxSegmentBytes = max(o.MaxSegmentBytes, minSegmentBytes)
-	if o.MaxSegmentAge == 0 {
-		o.MaxSegmentAge = DefaultMaxSegmentAge
-	}
-	if o.format == 0 {
-		o.format = FormatVersion
-	}
-}
 
 // Writer appends batches to a recording. Its methods are safe for
 // concurrent use.
@@ -199,50 +82,56 @@ type Writer struct {
 	keybuf    []byte
 	closed    []closedSeg
 	deleted   *Deleted
-	cerr      error // commit side failed: only closing is left
+	// dirLock holds the recording directory's lock while the writer
+	// lives (lockDir), under mu.
+	dirLock *os.File
+	// deletedCopy is deleted as of the last retention, for Deleted (under mu).
+	deletedCopy *Deleted
+	cerr        error // commit side failed: only closing is left
 }
 
-// job is a unit of work for the committer, in append order.
-type job struct {
-	data        []byte // records, uncompressed
-	starts      []int
-	groups      []indexEntry // index groups: rel ones start at record off
-	first, last uint64       // sequence range of data
-	meta        []byte       // new metadata JSON to write, if any
-	sync        bool         // sync even under SyncNever (Flush)
-	closeSeg    *SegmentSummary
-	openNext    bool // after closing, open the next segment
-	done        chan error
-}
-
-type closedSeg struct {
-	index   int
-	path    string
-	size    int64
-	summary SegmentSummary
-}
-
-// Create starts a new recording in dir (created 0700 if missing; it must
-// not already hold segments) and opens its first segment.
+// Create starts a new recording in dir (created 0700 if missing, an
+// existing directory's mode is left alone; it must not already hold
+// segments) and opens its first segment.
 func Create(dir string, meta Meta, opts WriterOptions) (*Writer, error) {
 	opts.fill()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("store: creating recording directory: %w", err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
+	// A directory Create makes is private (0700, whatever the umask); an
+	// existing one (record -o .) keeps its mode: it is the user's, and
+	// the segment files in it are private anyway.
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("store: creating recording directory: %w", err)
+		}
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("store: recording directory: %w", err)
+		}
+	} else if err != nil {
 		return nil, fmt.Errorf("store: recording directory: %w", err)
 	}
-	segs, err := listSegments(dir)
+	if err := opts.checkRetention(); err != nil {
+		return nil, err
+	}
+	lock, err := lockDir(dir)
 	if err != nil {
 		return nil, err
 	}
+	segs, err := listSegments(dir)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
 	if len(segs) > 0 {
+		lock.Close()
 		return nil, fmt.Errorf("store: %s already holds a recording (%d segments); choose a new directory", dir, len(segs))
 	}
 	names := map[string]bool{}
 	for _, s := range meta.Streams {
 		if s.Name == "" || names[s.Name] {
 			return nil, fmt.Errorf("store: stream name %q empty or declared twice", s.Name)
+		}
+		if len(s.Layout) > MaxLayoutSize {
+			lock.Close()
+			return nil, fmt.Errorf("store: stream %s: layout of %d bytes, more than %d", s.Name, len(s.Layout), MaxLayoutSize)
 		}
 		names[s.Name] = true
 	}
@@ -253,7 +142,7 @@ func Create(dir string, meta Meta, opts WriterOptions) (*Writer, error) {
 	if meta.Started.IsZero() {
 		meta.Started = time.Now()
 	}
-	w := &Writer{dir: dir, opts: opts, meta: meta, wake: make(chan struct{}, 1)}
+	w := &Writer{dir: dir, opts: opts, meta: meta, wake: make(chan struct{}, 1), dirLock: lock}
 	w.cvalue = chunkValueOf(opts.format)
 	w.cdata = w.cvalue - 4
 	w.leaf = 16 + 2*(16+8+w.cvalue)
@@ -263,6 +152,7 @@ func Create(dir string, meta Meta, opts WriterOptions) (*Writer, error) {
 		w.streamIDs[s.Name] = uint16(i)
 	}
 	if err := w.openSegment(1); err != nil {
+		lock.Close()
 		return nil, err
 	}
 	w.appendSeg = 1
@@ -273,94 +163,6 @@ func Create(dir string, meta Meta, opts WriterOptions) (*Writer, error) {
 	w.wg.Add(1)
 	go w.committer()
 	return w, nil
-}
-
-// openSegment creates segment index and writes its metadata.
-func (w *Writer) openSegment(index int) error {
-	path := filepath.Join(w.dir, segmentName(index))
-	name := segName(index)
-	if _, err := os.Lstat(path); err == nil {
-		return fmt.Errorf("store: %s: %s already exists", name, path)
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:         time.Second,
-		NoFreelistSync:  true,
-		FreelistType:    bolt.FreelistMapType,
-		PageSize:        pageSize,
-		InitialMmapSize: int(w.opts.MaxSegmentBytes) + 4*w.opts.FlushBytes + (1 << 20),
-		NoSync:          w.opts.Sync == SyncNever,
-		// The file grows by the writes themselves: fdatasync at each commit
-		// makes the new size durable with the data, so bbolt's truncate and
-		// fsync at every growth step would only cost time.
-		NoGrowSync: true,
-	})
-	if err != nil {
-		return fmt.Errorf("store: %s: creating %s: %w", name, path, err)
-	}
-	fail := func(err error) error {
-		db.Close()
-		os.Remove(path)
-		return fmt.Errorf("store: %s: %w", name, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		return fail(err)
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fail(err)
-	}
-	w.mu.Lock()
-	meta := w.meta
-	meta.Streams = append([]StreamInfo(nil), w.meta.Streams...)
-	w.mu.Unlock()
-	meta.Segment = index
-	mj, err := json.Marshal(&meta)
-	if err != nil {
-		return fail(err)
-	}
-	var dj []byte
-	if w.deleted != nil {
-		dj, _ = json.Marshal(w.deleted)
-	}
-	var size int64
-	err = db.Update(func(tx *bolt.Tx) error {
-		mb, err := tx.CreateBucket(bucketMeta)
-		if err != nil {
-			return err
-		}
-		var f [4]byte
-		binary.BigEndian.PutUint32(f[:], w.opts.format)
-		if err := mb.Put(keyFormat, f[:]); err != nil {
-			return err
-		}
-		if err := mb.Put(keyMeta, mj); err != nil {
-			return err
-		}
-		if dj != nil {
-			if err := mb.Put(keyDeleted, dj); err != nil {
-				return err
-			}
-		}
-		if _, err := tx.CreateBucket(bucketLog); err != nil {
-			return err
-		}
-		if _, err := tx.CreateBucket(bucketIndex); err != nil {
-			return err
-		}
-		size = tx.Size()
-		return nil
-	})
-	if err != nil {
-		return fail(fmt.Errorf("writing metadata: %w", err))
-	}
-	if err := syncDir(w.dir); err != nil {
-		return fail(fmt.Errorf("syncing directory: %w", err))
-	}
-	w.db, w.seg, w.segPath, w.segFile = db, index, path, fi
-	w.segSize = size
-	w.nextChunk = 0
-	w.cgroup = indexEntry{}
-	return nil
 }
 
 // resetAppendSegment starts the append-side state of a new segment.
@@ -393,6 +195,9 @@ func (w *Writer) AddStream(s StreamInfo) error {
 	}
 	if _, ok := w.streamIDs[s.Name]; ok || s.Name == "" {
 		return fmt.Errorf("store: stream name %q empty or declared twice", s.Name)
+	}
+	if len(s.Layout) > MaxLayoutSize {
+		return fmt.Errorf("store: stream %s: layout of %d bytes, more than %d", s.Name, len(s.Layout), MaxLayoutSize)
 	}
 	if len(w.meta.Streams) >= math.MaxUint16 {
 		return errors.New("store: too many streams")
@@ -528,7 +333,7 @@ func (w *Writer) chunkOf(pos, n int) (c, off int) {
 // chunk (two fill a leaf), and the last, partial chunk rounded up to half
 // a page.
 func (w *Writer) estimate(n int) int64 {
-	if w.opts.Compress && w.ratio > 0 {
+	if !w.opts.Uncompressed && w.ratio > 0 {
 		n = int(float64(n) * w.ratio)
 	}
 	if n <= 0 {
@@ -569,9 +374,6 @@ func (w *Writer) afterAppend() error {
 	return nil
 }
 
-// minSegmentBytes is the smallest MaxSegmentBytes: twice an empty segment.
-const minSegmentBytes = 32 << 10
-
 // segOverhead is the file size of a segment without records: two meta
 // pages, the freelist and the root, meta, log and index pages.
 const segOverhead = 4 * pageSize
@@ -600,6 +402,11 @@ func (w *Writer) detachLocked(closing, tick bool) *job {
 		w.pending, w.starts = nil, nil
 		if k := len(w.free); k > 0 {
 			w.pending, w.free = w.free[k-1][:0], w.free[:k-1]
+		} else {
+			// At its full size at once, as Create makes the first: grown
+			// by appends, it would be copied about twice over, on the
+			// appending (reader's) goroutine, and leave garbage behind.
+			w.pending = make([]byte, 0, w.opts.FlushBytes+w.opts.FlushBytes/8)
 		}
 	}
 	full := w.segData > 0 && w.segData >= w.segDataLimit()
@@ -677,297 +484,6 @@ func (w *Writer) Err() error {
 	return w.err
 }
 
-// committer runs the jobs in order, and detaches the pending buffer every
-// FlushInterval.
-func (w *Writer) committer() {
-	defer w.wg.Done()
-	t := time.NewTicker(w.opts.FlushInterval)
-	defer t.Stop()
-	for {
-		w.mu.Lock()
-		if len(w.queue) == 0 {
-			stop := w.stopping
-			w.mu.Unlock()
-			if stop {
-				return
-			}
-			select {
-			case <-w.wake:
-			case <-t.C:
-				w.mu.Lock()
-				if w.err == nil && !w.stopping {
-					w.enqueueLocked(w.detachLocked(false, true))
-				}
-				w.mu.Unlock()
-			}
-			continue
-		}
-		j := w.queue[0]
-		w.queue = w.queue[1:]
-		w.mu.Unlock()
-
-		err := w.runJob(j)
-
-		w.mu.Lock()
-		if err != nil && w.err == nil {
-			w.err = err
-		}
-		if err == nil {
-			err = w.err
-			if err == errClosed {
-				err = nil
-			}
-		}
-		if j.data != nil && len(w.free) < 2 {
-			w.free = append(w.free, j.data[:0])
-		}
-		w.cond.Broadcast()
-		w.mu.Unlock()
-		if j.done != nil {
-			j.done <- err
-		}
-	}
-}
-
-// runJob commits a job's records and does what else it asks. After a
-// failure only closing the database is left.
-func (w *Writer) runJob(j *job) error {
-	if w.cerr != nil {
-		if j.closeSeg != nil && !j.openNext && w.db != nil {
-			w.db.Close()
-			w.db = nil
-		}
-		return w.cerr
-	}
-	fail := func(err error) error {
-		w.cerr = err
-		if j.closeSeg != nil && !j.openNext && w.db != nil {
-			w.db.Close()
-			w.db = nil
-		}
-		return err
-	}
-	if j.data != nil {
-		if err := w.commit(j); err != nil {
-			return fail(err)
-		}
-	}
-	if j.meta != nil {
-		err := w.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyMeta, j.meta) })
-		if err != nil {
-			return fail(fmt.Errorf("store: %s: writing metadata: %w", segName(w.seg), err))
-		}
-	}
-	if j.sync && w.opts.Sync == SyncNever {
-		if err := w.db.Sync(); err != nil {
-			return fail(fmt.Errorf("store: %s: sync: %w", segName(w.seg), err))
-		}
-	}
-	if j.closeSeg != nil {
-		if err := w.closeSegment(*j.closeSeg); err != nil {
-			return fail(err)
-		}
-		if j.openNext {
-			if err := w.retain(); err != nil {
-				return fail(err)
-			}
-			if err := w.openSegment(w.seg + 1); err != nil {
-				return fail(err)
-			}
-		}
-	}
-	return nil
-}
-
-// commit writes a job's records in one transaction.
-func (w *Writer) commit(j *job) error {
-	name := segName(w.seg)
-	// A vanished directory does not stop writes to the open file: notice it.
-	if fi, err := os.Stat(w.segPath); err != nil || !os.SameFile(fi, w.segFile) {
-		if _, derr := os.Stat(w.dir); derr != nil {
-			return fmt.Errorf("store: recording directory %s vanished (%v); records %d-%d not committed", w.dir, derr, j.first, j.last)
-		}
-		return fmt.Errorf("store: %s: file %s vanished or was replaced; records %d-%d not committed", name, w.segPath, j.first, j.last)
-	}
-	data, starts := j.data, j.starts
-	if w.opts.Compress {
-		// Compress here, off the caller's path: Append only encodes.
-		w.zbuf, w.zstarts = w.zbuf[:0], w.zstarts[:0]
-		for i, st := range starts {
-			end := len(data)
-			if i+1 < len(starts) {
-				end = starts[i+1]
-			}
-			w.zstarts = append(w.zstarts, len(w.zbuf))
-			w.zbuf = compressRecord(w.zbuf, data[st:end])
-		}
-		data, starts = w.zbuf, w.zstarts
-	}
-	// Place the index groups.
-	groups := j.groups[:0:0]
-	for _, g := range j.groups {
-		if g.rel {
-			c, off := w.chunkOf(starts[g.off], len(data))
-			g.chunk = w.nextChunk + uint64(c)
-			g.off = uint32(off)
-			g.rel = false
-		} else if g.seq == w.cgroup.seq {
-			g.chunk, g.off = w.cgroup.chunk, w.cgroup.off
-		} else {
-			continue // started in an earlier segment
-		}
-		w.cgroup = g
-		groups = append(groups, g)
-	}
-	// Lay out the chunks: keys and values must stay valid until the commit.
-	n := w.chunkCount(len(data))
-	if need := len(data) + 4*n; cap(w.valbuf) < need {
-		w.valbuf = make([]byte, 0, need)
-	}
-	w.keybuf = w.keybuf[:0]
-	w.valbuf = w.valbuf[:0]
-	si := 0
-	for c := 0; c < n; c++ {
-		lo, hi := w.chunkSpan(c, len(data))
-		for si < len(starts) && starts[si] < lo {
-			si++
-		}
-		first := uint32(noStart)
-		if si < len(starts) && starts[si] < hi {
-			first = uint32(starts[si] - lo)
-		}
-		w.keybuf = binary.BigEndian.AppendUint64(w.keybuf, w.nextChunk+uint64(c))
-		w.valbuf = binary.LittleEndian.AppendUint32(w.valbuf, first)
-		w.valbuf = append(w.valbuf, data[lo:hi]...)
-	}
-	var size int64
-	err := w.db.Update(func(tx *bolt.Tx) error {
-		lb := tx.Bucket(bucketLog)
-		lb.FillPercent = 1.0
-		ib := tx.Bucket(bucketIndex)
-		ib.FillPercent = 1.0
-		v := w.valbuf
-		for c := 0; c < n; c++ {
-			lo, hi := w.chunkSpan(c, len(data))
-			l := 4 + hi - lo
-			if err := lb.Put(w.keybuf[c*8:c*8+8], v[:l:l]); err != nil {
-				return err
-			}
-			v = v[l:]
-		}
-		for i := range groups {
-			g := &groups[i]
-			if err := ib.Put(u64key(g.seq), g.value(make([]byte, 0, indexValueSize))); err != nil {
-				return err
-			}
-		}
-		size = tx.Size()
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: %s: committing records %d-%d: %w", name, j.first, j.last, err)
-	}
-	w.segSize = size
-	w.nextChunk += uint64(n)
-	w.committed.Store(j.last)
-	if w.opts.Compress {
-		w.mu.Lock()
-		w.ratio = float64(len(data)) / float64(len(j.data))
-		w.mu.Unlock()
-	}
-	if cap(w.valbuf) > 2*w.opts.FlushBytes+(1<<20) { // after a huge batch
-		w.valbuf, w.zbuf = nil, nil
-	}
-	return nil
-}
-
-// closeSegment writes the summary, syncs and closes the open segment and
-// trims its file to the used size. Committer only.
-func (w *Writer) closeSegment(sum SegmentSummary) error {
-	name := segName(w.seg)
-	sum.Closed = time.Now()
-	sj, err := json.Marshal(&sum)
-	if err != nil {
-		return err
-	}
-	var size int64
-	err = w.db.Update(func(tx *bolt.Tx) error {
-		size = tx.Size()
-		return tx.Bucket(bucketMeta).Put(keySummary, sj)
-	})
-	if err == nil {
-		err = w.db.Sync()
-	}
-	if err != nil {
-		w.db.Close()
-		w.db = nil
-		return fmt.Errorf("store: %s: closing: %w", name, err)
-	}
-	// The summary transaction may have grown the file by a page or two.
-	_ = w.db.View(func(tx *bolt.Tx) error { size = tx.Size(); return nil })
-	if err := w.db.Close(); err != nil {
-		w.db = nil
-		return fmt.Errorf("store: %s: closing: %w", name, err)
-	}
-	w.db = nil
-	if f, err := os.OpenFile(w.segPath, os.O_WRONLY, 0); err == nil {
-		if fi, err := f.Stat(); err == nil && fi.Size() > size {
-			if f.Truncate(size) == nil {
-				_ = f.Sync()
-			}
-		}
-		f.Close()
-	}
-	w.closed = append(w.closed, closedSeg{index: w.seg, path: w.segPath, size: size, summary: sum})
-	return nil
-}
-
-// retain deletes the oldest closed segments beyond KeepSegments/KeepBytes.
-// Committer only.
-func (w *Writer) retain() error {
-	var total int64
-	for _, c := range w.closed {
-		total += c.size
-	}
-	removed := false
-	for len(w.closed) > 0 &&
-		((w.opts.KeepSegments > 0 && len(w.closed) > w.opts.KeepSegments) ||
-			(w.opts.KeepBytes > 0 && total > w.opts.KeepBytes)) {
-		c := w.closed[0]
-		if err := os.Remove(c.path); err != nil && !os.IsNotExist(err) {
-			return fmt.Errorf("store: retention: removing %s: %w", segName(c.index), err)
-		}
-		removed = true
-		total -= c.size
-		w.closed = w.closed[1:]
-		d := w.deleted
-		if d == nil {
-			d = &Deleted{FirstSeq: c.summary.FirstSeq, From: c.summary.MinTime}
-			w.deleted = d
-		}
-		if d.From.IsZero() {
-			d.From = c.summary.MinTime
-		}
-		d.Segments++
-		d.LastSegment = c.index
-		if c.summary.Records > 0 {
-			d.LastSeq = c.summary.LastSeq
-		}
-		if !c.summary.MaxTime.IsZero() {
-			d.To = c.summary.MaxTime
-		}
-		d.Batches += c.summary.Batches
-		d.Events += c.summary.Events
-		d.Bytes += c.summary.Bytes
-	}
-	if removed {
-		if err := syncDir(w.dir); err != nil {
-			return fmt.Errorf("store: retention: syncing directory: %w", err)
-		}
-	}
-	return nil
-}
-
 // Close commits what is pending, closes the open segment with its summary
 // and stops the writer. It returns the error that stopped the writer, if
 // any; what was committed before stays readable.
@@ -993,6 +509,10 @@ func (w *Writer) Close() error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.dirLock != nil {
+		w.dirLock.Close() // readers now see a finished recording
+		w.dirLock = nil
+	}
 	if w.err == nil {
 		w.err = errClosed
 	}

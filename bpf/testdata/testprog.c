@@ -20,7 +20,8 @@ enum counter_slot {
 	SLOT_PERF_EMITTED = 1, // perf events the program tried to emit
 	SLOT_UPROBE_HITS = 2,  // uprobe program invocations
 	SLOT_KPROBE_HITS = 3,  // kprobe program invocations
-	SLOT_MAX = 4,
+	SLOT_UPROBE_RC = 4,    // sum of the return register at each uprobe hit
+	SLOT_MAX = 5,
 };
 
 struct test_event {
@@ -125,13 +126,32 @@ int perf_getpgid(void *ctx)
 	return 0;
 }
 
-// Counts calls of whatever user-space function the test attaches it to.
+// return_reg reads the return value register. vmlinux.h is this host's
+// (x86), so arm64's struct user_pt_regs is not in it: there x0, the
+// register, is the struct's first u64.
+static __always_inline __u64 return_reg(struct pt_regs *ctx)
+{
+#if defined(__TARGET_ARCH_arm64)
+	return *(__u64 *)ctx;
+#else
+	return PT_REGS_RC(ctx);
+#endif
+}
+
+// Counts calls of whatever user-space function the test attaches it to,
+// and sums the return register: at a function's entry it holds (in Go's
+// register ABI) the first argument, at its return the result, so the sum
+// tells an entry probe from a return probe.
 SEC("uprobe")
 int count_uprobe(struct pt_regs *ctx)
 {
 	if (!selected())
 		return 0;
 	next_seq(SLOT_UPROBE_HITS);
+	__u32 slot = SLOT_UPROBE_RC;
+	__u64 *sum = bpf_map_lookup_elem(&counters, &slot);
+	if (sum)
+		*sum += return_reg(ctx);
 	return 0;
 }
 

@@ -38,6 +38,26 @@ type Base struct {
 	ferr    error
 	// borrowed: the objects came from UseCollection; their owner closes them.
 	borrowed bool
+	// afterLoad, if set (SetAfterLoad), runs once the objects are loaded.
+	afterLoad func() error
+}
+
+// SetAfterLoad sets a function that Load and UseCollection run once the
+// tracer's objects are loaded (after the filter's queued operations), e.g.
+// to fill a map with what exists before the recording; its error fails the
+// load.
+func (b *Base) SetAfterLoad(f func() error) { b.afterLoad = f }
+
+// loaded runs what follows a load: the queued filter operations, then the
+// tracer's afterLoad.
+func (b *Base) loaded() error {
+	if err := b.applyPending(); err != nil {
+		return fmt.Errorf("filter: %w", err)
+	}
+	if b.afterLoad != nil {
+		return b.afterLoad()
+	}
+	return nil
 }
 
 // Init sets up the Base of self, the tracer that embeds it: its options,
@@ -184,7 +204,7 @@ func (b *Base) UseCollection(coll *ebpf.Collection) error {
 	b.mu.Lock()
 	b.borrowed = true
 	b.mu.Unlock()
-	return b.applyPending()
+	return b.loaded()
 }
 
 func fillObjects(v reflect.Value, coll *ebpf.Collection) error {
@@ -305,6 +325,12 @@ func (b *Base) AllowPID(pid, _ uint32, _ *bpf.ServiceAttrs) {
 // BlockPID deselects process pid, as AllowPID selects it.
 func (b *Base) BlockPID(pid, _ uint32) {
 	b.filterOp(func(f *common.Filter) error { return f.BlockPID(pid) })
+}
+
+// ForgetPID withdraws the allowance AllowPID gave process pid, blocking
+// nothing (common.Filter.ForgetPID); ProcessTracer.Release calls it.
+func (b *Base) ForgetPID(pid, _ uint32) {
+	b.filterOp(func(f *common.Filter) error { return f.ForgetPID(pid) })
 }
 
 // AllowComm selects the processes named comm, as AllowPID selects pids.
@@ -434,9 +460,9 @@ func Load(t Builtin) error {
 	if err := spec.LoadAndAssign(t.BpfObjects(), &ebpf.CollectionOptions{MapReplacements: t.MapReplacements()}); err != nil {
 		return fmt.Errorf("tracer %s: load: %w", t.Name(), err)
 	}
-	if p, ok := t.(interface{ applyPending() error }); ok {
-		if err := p.applyPending(); err != nil {
-			return fmt.Errorf("tracer %s: filter: %w", t.Name(), err)
+	if p, ok := t.(interface{ loaded() error }); ok {
+		if err := p.loaded(); err != nil {
+			return fmt.Errorf("tracer %s: %w", t.Name(), err)
 		}
 	}
 	return nil

@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -51,6 +52,7 @@ const (
 	Perfbuf                   // a BPF_MAP_TYPE_PERF_EVENT_ARRAY, read with bpf.PerfbufReader
 )
 
+// String names the kind of buffer ("ringbuf", "perfbuf").
 func (k StreamKind) String() string {
 	switch k {
 	case Ringbuf:
@@ -84,10 +86,17 @@ type Stream struct {
 	// lost samples perf reports are a subset of the drops: do not add them.)
 	EmittedCounter string `json:"emitted_counter"`
 	// EventType names the Go type of the stream's events, e.g. "exec.Event".
-	// Recordings store it: give it a new name (e.g. "exec.Event/2") when
-	// the event's layout changes, so that replay and export show older
-	// recordings' events raw, saying why, instead of misreading them.
+	// Recordings store it. A layout grows only at its end, and Decode
+	// reads every earlier layout by its size (see the tracer's
+	// LayoutSizes); give the type a new name (e.g. "exec.Event/2") only for
+	// a change that the size cannot tell, so that replay and export show
+	// older recordings' events raw, saying why, instead of misreading them.
 	EventType string `json:"event_type"`
+	// Struct names the C struct the stream's programs write (its BTF is
+	// in the tracer's object: bpf2go's -type keeps it there); the
+	// recorder stores its layout with the stream (bpf/btflayout). For a
+	// stream of several record types, the one every record starts with.
+	Struct string `json:"struct,omitempty"`
 	// Event is a zero value of that type (for schemas: see Fields).
 	Event Event `json:"-"`
 	// Decode decodes one raw event of the stream (see Decoder).
@@ -103,7 +112,8 @@ type Event interface {
 	Tracer() string
 	// KernelTime is bpf_ktime_get_ns() (CLOCK_MONOTONIC) at the event.
 	KernelTime() uint64
-	// PID is the process (thread group id) the event belongs to.
+	// PID is the process (thread group id) the event belongs to; 0 if
+	// the tracer could not know it (a tcp socket's owner).
 	PID() uint32
 	// Comm is the process's command name, "" if the event does not carry it.
 	Comm() string
@@ -113,10 +123,14 @@ type Event interface {
 }
 
 // AppendLine appends a complete one-line rendering of ev:
-// "KTIME COMM PID TRACER: FIELDS".
+// "KTIME COMM PID TRACER: FIELDS" (an unknown comm or pid 0 as "-").
 func AppendLine(dst []byte, ev Event) []byte {
 	t := ev.KernelTime()
-	dst = fmt.Appendf(dst, "%d.%09d %s %d %s: ", t/1e9, t%1e9, orDash(ev.Comm()), ev.PID(), ev.Tracer())
+	pid := "-"
+	if p := ev.PID(); p != 0 {
+		pid = strconv.FormatUint(uint64(p), 10)
+	}
+	dst = fmt.Appendf(dst, "%d.%09d %s %s %s: ", t/1e9, t%1e9, orDash(ev.Comm()), pid, ev.Tracer())
 	return ev.AppendText(dst)
 }
 
@@ -161,6 +175,26 @@ type Builtin interface {
 	Map(name string) *ebpf.Map
 	// Close releases the loaded objects and every closer added.
 	Close() error
+}
+
+// ProcessInstrumenter is a Builtin that records what chosen processes do
+// in user space: its programs are attached to processes by a
+// bpf.ProcessTracer (through its GoProbes or UProbes), not to the kernel's
+// tracepoints, so a recorder runs it only for the processes it is given.
+type ProcessInstrumenter interface {
+	Builtin
+	// ProcessTracerType says which kind of executable the tracer
+	// instruments (bpf.Go for Go functions, bpf.Generic for C libraries).
+	ProcessTracerType() bpf.ProcessTracerType
+	// GoFields lists the struct fields (bpf.ProcessTracer.GoFields) whose
+	// offsets the tracer needs from a Go executable.
+	GoFields() []string
+}
+
+// InstrumentsProcesses reports whether t is a ProcessInstrumenter.
+func InstrumentsProcesses(t Builtin) bool {
+	_, ok := t.(ProcessInstrumenter)
+	return ok
 }
 
 // DefaultWakeupEvery is the default of Options.WakeupEvery: under a getpid
@@ -228,6 +262,7 @@ type UnknownTracerError struct {
 	Known []string
 }
 
+// Error names the tracer and lists the registered ones.
 func (e *UnknownTracerError) Error() string {
 	return fmt.Sprintf("unknown tracer %q (known tracers: %s)", e.Name, strings.Join(e.Known, ", "))
 }
@@ -327,4 +362,44 @@ func FieldValues(ev Event) map[string]any {
 		out[name] = v.Field(i).Interface()
 	}
 	return out
+}
+
+// CPU is the CPU an event happened on, as its BPF program saw it
+// (bpf_get_smp_processor_id()). Ring buffers, unlike perf buffers, do not
+// say which CPU wrote an event, so ring buffer tracers record it in the
+// event. UnknownCPU marks an event of an earlier layout that did not.
+type CPU int32
+
+// UnknownCPU is the CPU of an event that does not carry one.
+const UnknownCPU CPU = -1
+
+// MarshalJSON renders the CPU as a number, UnknownCPU as null.
+func (c CPU) MarshalJSON() ([]byte, error) {
+	if c < 0 {
+		return []byte("null"), nil
+	}
+	return strconv.AppendInt(nil, int64(c), 10), nil
+}
+
+// CPUEvent is an Event that carries the CPU it happened on: the events of
+// every ring buffer tracer. Replay's text and export's cpu column use it
+// where the recorded buffer gives no CPU (see EventCPU).
+type CPUEvent interface {
+	Event
+	// EventCPU returns the CPU the event happened on, -1 if the event (of
+	// an earlier layout) does not say.
+	EventCPU() int
+}
+
+// EventCPU returns the CPU of an event that the buffer it was read from
+// placed on bufCPU (-1 for a ring buffer, which does not say): bufCPU if
+// known, else the CPU the event carries (CPUEvent), else -1.
+func EventCPU(ev Event, bufCPU int) int {
+	if bufCPU >= 0 {
+		return bufCPU
+	}
+	if c, ok := ev.(CPUEvent); ok {
+		return c.EventCPU()
+	}
+	return -1
 }

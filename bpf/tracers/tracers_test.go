@@ -66,3 +66,44 @@ func TestStreamKindJSON(t *testing.T) {
 		t.Fatal("kind names")
 	}
 }
+
+func TestErrnoName(t *testing.T) {
+	for ret, want := range map[int64]string{
+		-2: "ENOENT", -13: "EACCES", -11: "EAGAIN", -512: "ERESTARTSYS", -516: "ERESTART_RESTARTBLOCK",
+		-4000: "errno_4000", -4095: "errno_4095", -4096: "", 0: "", 3: "", -1 << 40: "",
+	} {
+		if got := tracers.ErrnoName(ret); got != want {
+			t.Errorf("ErrnoName(%d) = %q, want %q", ret, got, want)
+		}
+	}
+	var b []byte
+	b = tracers.AppendRet(b, "ret", -2)
+	b = tracers.AppendRet(b, "ret", 3)
+	b = tracers.AppendRet(b, "ret", -1<<40)
+	if got := string(b); got != "ret=-2 (ENOENT) ret=3 ret=-1099511627776" {
+		t.Fatalf("%q", got)
+	}
+}
+
+func TestAppendDuration(t *testing.T) {
+	for ns, want := range map[uint64]string{
+		0: "0ns", 999: "999ns", 1000: "1µs", 1234: "1.23µs", 12345: "12.3µs", 123456: "123µs",
+		1_200_000: "1.2ms", 1_234_567: "1.23ms", 999_999_999: "1s", 1_500_000_000: "1.5s",
+		90e9: "90s", 1234e9: "20m34s", 3 * 3600e9: "3h0m0s",
+	} {
+		if got := string(tracers.AppendDuration(nil, "latency", ns)); got != "latency="+want {
+			t.Errorf("%d ns: %q, want latency=%s", ns, got, want)
+		}
+	}
+}
+
+func TestAppendList(t *testing.T) {
+	got := string(tracers.AppendList(nil, "args", []string{"sh", "-c", "echo 'hi' there", "", "a=b,c:d/e.f_g+h@i%j", "$HOME", "x\x1by"}, true))
+	want := `args=[sh -c 'echo '\''hi'\'' there' '' a=b,c:d/e.f_g+h@i%j '$HOME' 'x` + "\x1b" + `y' ...]`
+	if got != want {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+	if got := string(tracers.AppendList([]byte("x=1"), "args", nil, false)); got != "x=1 args=[]" {
+		t.Fatalf("%q", got)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ebpfrec/ebpfrec/internal/lossterms"
+	"github.com/ebpfrec/ebpfrec/internal/safetext"
+	"github.com/ebpfrec/ebpfrec/record"
 	"github.com/ebpfrec/ebpfrec/store"
 )
 
@@ -23,7 +27,12 @@ line), each stream with its batches, events, bytes and loss counters, the
 time range, the segments, and what retention deleted. Closed segments are
 summarized from their closing summary; a segment left unclosed by a writer
 that stopped is scanned; the segment a running recorder is writing is
-skipped, and said so.`,
+skipped, and said so. The loss columns hold the latest running totals.
+The recorder's note (recorder.note) is shown too: it says when a storage
+failure ended the recording, with the events lost to it (storage_lost), or
+that the recorder still runs or was killed.
+
+` + lossterms.Legend,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON"},
 		},
@@ -50,6 +59,16 @@ func infoAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// The recorder's note: how a recording that a storage failure stopped
+	// ended (what its segments cannot say), or that its recorder still
+	// runs or was killed.
+	if n, err := record.ReadNote(dir); err != nil {
+		s.Notes = append(s.Notes, fmt.Sprintf("%s: unreadable: %v", record.NoteName, err))
+	} else if n != "" {
+		for _, l := range strings.Split(n, "\n") {
+			s.Notes = append(s.Notes, "recorder: "+l)
+		}
+	}
 	w := c.App.Writer
 	if c.Bool("json") {
 		return writeJSON(w, s)
@@ -58,18 +77,29 @@ func infoAction(c *cli.Context) error {
 	return nil
 }
 
+// printInfo prints the summary for a person; every name and value from the
+// recording is escaped for the terminal (f), which also keeps the
+// tabwriter's columns.
 func printInfo(out io.Writer, s *store.Summary) {
+	f := safetext.Field
 	m := s.Meta
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "recording\t%s (format version %d)\n", m.RecordingID, m.FormatVersion)
-	fmt.Fprintf(w, "directory\t%s\n", s.Dir)
-	fmt.Fprintf(w, "host\t%s, kernel %s, boot %s\n", orDash(m.Hostname), orDash(m.KernelRelease), orDash(m.BootID))
-	if m.BTFID != "" {
-		fmt.Fprintf(w, "kernel BTF\t%s\n", m.BTFID)
+	fmt.Fprintf(w, "recording\t%s (format version %d)\n", f(m.RecordingID), m.FormatVersion)
+	fmt.Fprintf(w, "directory\t%s\n", f(s.Dir))
+	if s.Live {
+		fmt.Fprintf(w, "state\tbeing written: counted up to the recorder's last commit\n")
 	}
-	fmt.Fprintf(w, "tool\t%s\n", orDash(m.ToolVersion))
+	fmt.Fprintf(w, "host\t%s, kernel %s, boot %s\n", f(orDash(m.Hostname)), f(orDash(m.KernelRelease)), f(orDash(m.BootID)))
+	if m.BTFID != "" {
+		fmt.Fprintf(w, "kernel BTF\t%s\n", f(m.BTFID))
+	}
+	fmt.Fprintf(w, "tool\t%s\n", f(orDash(m.ToolVersion)))
 	if len(m.CommandLine) > 0 {
-		fmt.Fprintf(w, "command\t%s\n", strings.Join(m.CommandLine, " "))
+		args := make([]string, len(m.CommandLine))
+		for i, a := range m.CommandLine {
+			args[i] = f(a)
+		}
+		fmt.Fprintf(w, "command\t%s\n", strings.Join(args, " "))
 	}
 	if !m.Started.IsZero() {
 		fmt.Fprintf(w, "started\t%s\n", m.Started.Format(time.RFC3339Nano))
@@ -98,20 +128,27 @@ func printInfo(out io.Writer, s *store.Summary) {
 
 	fmt.Fprintln(out)
 	w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "STREAM\tKIND\tTRACER\tMAP\tEVENT TYPE\tBATCHES\tEVENTS\tBYTES\tKERNEL LOST\tRINGBUF DROPPED\tUSER DROPPED\tPERF LOST (events)")
+	// The loss columns in the vocabulary of every output (lossterms); the
+	// last sums the lost-sample records perf wrote before recorded samples,
+	// its own (lagging) report of what kernel_lost_perfbuf counts.
+	fmt.Fprintln(w, "STREAM\tKIND\tTRACER\tMAP\tEVENT TYPE\tBATCHES\tEVENTS\tBYTES\t"+strings.ToUpper(lossterms.KernelLostPerfbuf+"\t"+lossterms.KernelLostRingbuf+"\t"+lossterms.EbpfrecDropped)+"\tKERNEL_LOST_PERFBUF (PERF REPORTS)")
 	for _, st := range s.Streams {
 		evType := st.EventType
 		if st.Object != nil && st.Object.Path != "" {
 			evType += " (" + st.Object.Path + ")"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%d\t%d\n", st.Name, st.Kind, orDash(st.Tracer), orDash(st.Map), orDash(evType),
-			st.Batches, st.Events, humanBytes(st.Bytes), st.Loss.KernelLost, st.Loss.RingbufDropped, st.Loss.UserDropped, st.PerfLost)
+		ringLost := fmt.Sprint(st.Loss.RingbufDropped)
+		if st.KernelLossUncounted {
+			ringLost = "not counted"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t%d\t%d\n", f(st.Name), st.Kind, f(orDash(st.Tracer)), f(orDash(st.Map)), f(orDash(evType)),
+			st.Batches, st.Events, humanBytes(st.Bytes), st.Loss.KernelLost, ringLost, st.Loss.UserDropped, st.PerfLost)
 	}
 	w.Flush()
 	if len(s.Notes) > 0 {
 		fmt.Fprintln(out)
 		for _, n := range s.Notes {
-			fmt.Fprintln(out, "note: "+n)
+			fmt.Fprintln(out, "note: "+f(n))
 		}
 	}
 }
@@ -136,9 +173,16 @@ func humanBytes(n uint64) string {
 }
 
 // writeJSON writes v to w as indented JSON, the --json output of the
-// commands that print one document.
+// commands that print one document: exact values, with the C1 and bidi
+// controls that JSON allows raw escaped too (internal/safetext), as it may
+// well be read on a terminal.
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(safetext.JSON(b.Bytes()))
+	return err
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ebpfrec/ebpfrec/analyze"
+	"github.com/ebpfrec/ebpfrec/replay/replaytest"
 	"github.com/ebpfrec/ebpfrec/store"
 )
 
@@ -33,7 +35,7 @@ func makeRecording(t *testing.T) string {
 			{Name: "exec", Tracer: "exec", Map: "events", Kind: store.KindRingbuf, EventType: "exec_event"},
 			{Name: "sys", Tracer: "syscalls", Map: "perf", Kind: store.KindPerfbuf, EventType: "sys_event"},
 		},
-	}, store.WriterOptions{MaxSegmentBytes: 64 << 10, Sync: store.SyncNever})
+	}, store.WriterOptions{MaxSegmentBytes: 64 << 10, Sync: store.SyncNever, Uncompressed: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +72,7 @@ func runCLI(t *testing.T, args ...string) (string, int) {
 	app.Writer = &out
 	app.ErrWriter = &out
 	code := 0
-	if err := app.Run(append([]string{"ebpfrec"}, args...)); err != nil {
+	if err := app.Run(flagsFirst(app, append([]string{"ebpfrec"}, args...))); err != nil {
 		code = exitFailure
 		if ec, ok := err.(interface{ ExitCode() int }); ok {
 			code = ec.ExitCode()
@@ -179,5 +181,36 @@ func TestInfoVerifyUsage(t *testing.T) {
 	}
 	if code := run([]string{"ebpfrec", "info", filepath.Join(t.TempDir(), "missing")}); code != exitFailure {
 		t.Errorf("info of a missing recording: exit %d, want %d", code, exitFailure)
+	}
+}
+
+// TestRunningRecordingVisible: info, verify, summary, query and replay of
+// a recording whose recorder is still writing (its only segment open) see
+// everything committed, and say that it is still being written.
+func TestRunningRecordingVisible(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "rec")
+	const n = 40
+	defer replaytest.Running(t, dir, n, store.WriterOptions{FlushInterval: time.Hour})()
+
+	// What the finished recording will hold: every batch is committed.
+	ref := filepath.Join(t.TempDir(), "ref")
+	replaytest.Generate(t, ref, n, store.WriterOptions{})
+
+	out, errOut, code := runCmd(t, "info", dir)
+	if code != 0 || !strings.Contains(out, "being written: counted up to the recorder's last commit") {
+		t.Fatalf("info (exit %d): %s%s", code, out, errOut)
+	}
+	out, errOut, code = runCmd(t, "verify", dir)
+	if code != 0 || !strings.Contains(out, "note: segment 000001: being written: checked as of its last commit") || !strings.Contains(out, "ok: ") {
+		t.Fatalf("verify (exit %d): %s%s", code, out, errOut)
+	}
+	out, errOut, code = runCmd(t, "summary", "--json", dir)
+	if code != 0 || !strings.Contains(errOut, analyze.LiveWarning) || strings.Contains(out, `"events": 0,`) {
+		t.Fatalf("summary (exit %d): %s%s", code, out, errOut)
+	}
+	want, _, _ := runCmd(t, "replay", ref)
+	out, errOut, code = runCmd(t, "replay", dir)
+	if code != 0 || out != want {
+		t.Fatalf("replay of the running recording (exit %d) differs from the finished one's; stderr %s", code, errOut)
 	}
 }

@@ -1,28 +1,31 @@
 // Command ebpfrec records eBPF ring buffer and perf buffer events into
 // durable recordings, replays them through the same handlers offline, and
-// exports them for analysis.
+// exports them for analysis. It links no cgo and no arrow-go: `ebpfrec
+// query` and `ebpfrec export --format arrow` run the companion command
+// ebpfrec-query, which links DuckDB and the Arrow writer (see query.go and
+// export.go).
 //
 // Each subcommand lives in its own file and registers itself in init with
 // register; main stays a thin layer from flags to library calls.
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"sort"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/ebpfrec/ebpfrec/internal/clireport"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
 var version = "dev"
 
-// Exit codes: 0 success, 1 runtime failure, 2 bad usage (flags, arguments,
-// unknown names), as users of perf and friends expect.
+// Exit codes: see clireport.
 const (
-	exitFailure = 1
-	exitUsage   = 2
+	exitFailure = clireport.Failure
+	exitUsage   = clireport.Usage
 )
 
 // commandOrder is the order of subcommands in --help; others follow by name.
@@ -44,10 +47,11 @@ func rank(name string) int {
 
 // usageError marks an error as bad usage (exit code 2).
 func usageError(format string, args ...any) error {
-	return cli.Exit(fmt.Sprintf("ebpfrec: "+format, args...), exitUsage)
+	return clireport.UsageError(format, args...)
 }
 
 func newApp() *cli.App {
+	resetSizeFlags()
 	cmds := append([]*cli.Command(nil), commands...)
 	sort.SliceStable(cmds, func(i, j int) bool {
 		ri, rj := rank(cmds[i].Name), rank(cmds[j].Name)
@@ -58,7 +62,7 @@ func newApp() *cli.App {
 	})
 	for _, c := range cmds {
 		if c.OnUsageError == nil {
-			c.OnUsageError = onUsageError
+			c.OnUsageError = clireport.OnUsageError
 		}
 	}
 	return &cli.App{
@@ -69,7 +73,7 @@ func newApp() *cli.App {
 			"event batch, with loss counters, in a recording directory. A recording replays\n" +
 			"through the same handlers and decoders that ran live, and exports to Parquet.",
 		Commands:     cmds,
-		OnUsageError: onUsageError,
+		OnUsageError: clireport.OnUsageError,
 		CommandNotFound: func(c *cli.Context, name string) {
 			// Reported by run: urfave/cli would otherwise exit with 3.
 			unknownCommand = name
@@ -77,10 +81,6 @@ func newApp() *cli.App {
 		EnableBashCompletion: true,
 		ExitErrHandler:       func(*cli.Context, error) {}, // main prints and exits
 	}
-}
-
-func onUsageError(_ *cli.Context, err error, _ bool) error {
-	return cli.Exit("ebpfrec: "+err.Error()+" (see --help)", exitUsage)
 }
 
 // unknownCommand is set when the user named a subcommand that does not exist.
@@ -93,21 +93,11 @@ func main() {
 // run executes the app and maps errors to exit codes and one clear line.
 func run(args []string) int {
 	unknownCommand = ""
-	err := newApp().Run(args)
+	app := newApp()
+	err := app.Run(flagsFirst(app, args))
 	if unknownCommand != "" {
 		fmt.Fprintf(os.Stderr, "ebpfrec: unknown command %q (see ebpfrec --help)\n", unknownCommand)
 		return exitUsage
 	}
-	if err == nil {
-		return 0
-	}
-	var ec cli.ExitCoder
-	if errors.As(err, &ec) {
-		if msg := err.Error(); msg != "" {
-			fmt.Fprintln(os.Stderr, msg)
-		}
-		return ec.ExitCode()
-	}
-	fmt.Fprintln(os.Stderr, "ebpfrec: "+err.Error())
-	return exitFailure
+	return clireport.Print(os.Stderr, err)
 }

@@ -1,77 +1,98 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"os/signal"
+	"os/exec"
+	"path/filepath"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/ebpfrec/ebpfrec/analyze"
+	"github.com/ebpfrec/ebpfrec/internal/querycli"
 )
 
 func init() {
 	register(&cli.Command{
-		Name:      "query",
-		Usage:     "answer a SQL question about a recording or an export, with DuckDB in process",
-		ArgsUsage: "RECORDING|EXPORT|FLEET SQL",
-		Description: "Runs DuckDB over the tables of an export (see export), each visible as a view\n" +
-			"named after its table: exec, exit, open, tcp, syscalls, raw, losses, recording.\n" +
-			"A recording is exported to a temporary folder first (removed afterwards). A\n" +
-			"folder whose subfolders are exports (one per recording, e.g. of a fleet, made\n" +
-			"with export --partition) is queried as one: its views have host and date columns.\n\n" +
-			"Example:\n" +
-			"  ebpfrec query rec \"SELECT comm, count(*) AS execs FROM exec GROUP BY comm ORDER BY execs DESC LIMIT 10\"",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "format", Value: "table", Usage: "table, csv or json"},
-		},
-		Action: queryAction,
+		Name:        "query",
+		Usage:       querycli.Usage,
+		ArgsUsage:   querycli.ArgsUsage,
+		Description: querycli.Description,
+		Flags:       querycli.Flags(),
+		Action:      queryAction,
 	})
 }
 
+// queryAction checks the request (usage errors need no DuckDB), then
+// replaces this process with the companion ebpfrec-query. An exec rather
+// than a child: the query is then this very process, so its standard
+// streams, its exit status and the signals sent to it (Ctrl-C, a kill of
+// this PID, a hang-up) are the companion's without any forwarding, and
+// its temporary export is removed by the process that made it however it
+// ends (see ebpfrec-query). Only main may run it: in a test run in
+// process, it would replace the test.
 func queryAction(c *cli.Context) error {
-	if c.NArg() != 2 {
-		return usageError("query: want RECORDING|EXPORT and one SQL statement, got %d arguments (quote the SQL)", c.NArg())
-	}
-	format := c.String("format")
-	if format != "table" && format != "csv" && format != "json" {
-		return usageError("query: --format %q: want table, csv or json", format)
-	}
-	dir, q := c.Args().Get(0), c.Args().Get(1)
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if st, err := os.Stat(dir); err != nil {
-		return err
-	} else if !st.IsDir() {
-		return usageError("query: %s is not a directory", dir)
-	}
-	exports, err := analyze.FindExports(dir)
+	req, err := querycli.Parse(c)
 	if err != nil {
 		return err
 	}
-	if len(exports) == 0 {
-		out, cleanup, err := exportTemp(ctx, c, dir)
-		if err != nil {
-			return fmt.Errorf("query: %s is not an export (no %s), and exporting it as a recording failed: %w", dir, analyze.ManifestFile, err)
+	return execCompanion("query", "DuckDB is not in ebpfrec but in", req.Args())
+}
+
+// execCompanion replaces this process with ebpfrec-query run with args,
+// for the command op; why begins the error when there is no companion
+// (what is missing from ebpfrec, ending in "in" or "by"). It returns
+// only on failure.
+func execCompanion(op, why string, args []string) error {
+	bin, err := findCompanion(op, why)
+	if err != nil {
+		return err
+	}
+	argv := append([]string{bin}, args...)
+	err = syscall.Exec(bin, argv, os.Environ())
+	return fmt.Errorf("%s: run %s: %w", op, bin, err)
+}
+
+// findCompanion returns the path of ebpfrec-query: $EBPFREC_QUERY_BIN if
+// set, else the one beside this executable (installed together, same
+// version), else the one on PATH. Its error, for the command op, says
+// why (see execCompanion) and what to install.
+func findCompanion(op, why string) (string, error) {
+	if p := os.Getenv(querycli.EnvBin); p != "" {
+		if err := executable(p); err != nil {
+			return "", fmt.Errorf("%s: %s=%s: %w", op, querycli.EnvBin, p, err)
 		}
-		defer cleanup()
-		dir = out
+		return p, nil
 	}
-	db, _, err := analyze.OpenDB(ctx, dir)
+	var beside string
+	if self, err := os.Executable(); err == nil {
+		beside = filepath.Join(filepath.Dir(self), querycli.Companion)
+		if executable(beside) == nil {
+			return beside, nil
+		}
+	}
+	if p, err := exec.LookPath(querycli.Companion); err == nil {
+		return p, nil
+	}
+	where := "not on PATH"
+	if beside != "" {
+		where = "neither in " + filepath.Dir(beside) + " (beside ebpfrec) nor on PATH"
+	}
+	return "", fmt.Errorf("%s: %s the companion program %s, which is %s: "+
+		"`make install` installs both, or build it with `go build ./cmd/%s` (needs cgo and a C++ toolchain) "+
+		"and put it beside ebpfrec (or name it with %s)", op, why, querycli.Companion, where, querycli.Companion, querycli.EnvBin)
+}
+
+// executable says why p cannot be run as the companion, if it cannot.
+func executable(p string) error {
+	st, err := os.Stat(p)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	res, err := analyze.Query(ctx, db, q)
-	if err != nil {
-		return err
+	if st.IsDir() || st.Mode().Perm()&0o111 == 0 {
+		return &fs.PathError{Op: "exec", Path: p, Err: errors.New("not an executable file")}
 	}
-	switch format {
-	case "csv":
-		return res.WriteCSV(c.App.Writer)
-	case "json":
-		return res.WriteJSON(c.App.Writer)
-	}
-	return res.WriteTable(c.App.Writer)
+	return nil
 }

@@ -1,25 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
@@ -28,6 +23,7 @@ import (
 	"github.com/ebpfrec/ebpfrec/bpf"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers"
 	_ "github.com/ebpfrec/ebpfrec/bpf/tracers/all"
+	"github.com/ebpfrec/ebpfrec/internal/lossterms"
 	"github.com/ebpfrec/ebpfrec/record"
 	"github.com/ebpfrec/ebpfrec/store"
 )
@@ -46,36 +42,87 @@ Without --duration it records until SIGINT or SIGTERM (Ctrl-C); a second
 SIGINT stops at once, still leaving a valid recording. With "-- COMMAND" it
 starts COMMAND, records it and its descendants only, and stops when it exits.
 
-Built-in tracers (ebpfrec tracers lists them): exec, exit, open, tcp, syscalls.
+Built-in tracers (ebpfrec tracers lists them): exec, exit, open, tcp, syscalls,
+proc, and the user-space tracers gofunc, dns and bash.
 A user BPF object is recorded with --object, --attach and --ringbuf/--perfbuf:
 
   ebpfrec record --object prog.o --attach tracepoint:sched/sched_process_exec=handle_exec \
-      --ringbuf events --duration 10s
+      --ringbuf events=event --duration 10s
+
+--ringbuf MAP=STRUCT names the C struct of the map's events (in the object's
+BTF): its layout is stored with the stream, and replay and export show the
+events' fields by name. --drops MAP=COUNTER names the per-CPU array counting
+the map's failed reserve calls, so that a ring buffer's kernel loss is
+counted ("not counted" without it).
+
+--pid, --comm and "-- COMMAND" select processes in the kernel, for the
+built-in tracers and for an object that opts into ebpfrec's process filter:
+it includes ebpfrec_filter.h (bpf/include in ebpfrec's source) and starts
+each program that emits events with "if (!ebpfrec_selected()) return 0;".
+ebpfrec then fills the header's maps (ebpfrec_filter_config,
+ebpfrec_pid_allow, ebpfrec_pid_block, ebpfrec_comm_allow). For an object
+without them, a selection is refused, never ignored.
+
+User-space tracers record what chosen programs do inside, through uprobes:
+gofunc traces Go functions chosen by --func (globs; "main.(*Server).Handle*"
+matches the methods of *Server named Handle...), at each entry and exit,
+with the goroutine id and the latency; dns records getaddrinfo calls (host,
+result, addresses) and bash the lines interactive bash reads. They
+instrument the processes chosen by --exec PATH (the processes of that
+executable file, running at the start or started later: the file is
+instrumented at the start, and the kernel selects each process from its
+exec of it), --pid, --comm, or "-- COMMAND" (its executable, before it
+runs); processes started later whose comm --comm matches are instrumented
+at their exec (the libraries dns probes at the start, as a new process
+calls them at once; a Go program's functions from when its exec is
+seen, so prefer --exec for short-lived Go programs):
+
+  ebpfrec record --tracer gofunc --exec ./server --func 'main.handle*'
+  ebpfrec record --tracer gofunc --func 'main.handle*' -- ./server -port 8080
+
+Go executables built with -ldflags=-s -w (functions from their Go function
+table) or -buildmode=pie are instrumented too. A process that cannot be
+instrumented (not ELF, gone, no matching function, neither symbols nor a
+Go function table) gets a line in the summary; the recording goes on
+without it.
+
+At the end a summary accounts for every event of every stream. A storage
+failure (full disk, a segment or the directory removed) stops the recording
+with exit status 1: what was committed stays readable, the summary counts
+the rest as storage_lost, and the recorder's note in the recording
+(recorder.note, shown by info) says how it ended.
+
+` + lossterms.Legend + `
 
 Recording needs root (or CAP_BPF and CAP_PERFMON) and tracefs mounted.`,
 		Flags: []cli.Flag{
-			&cli.DurationFlag{Name: "duration", Aliases: []string{"d"}, Usage: "stop after this long (default: until SIGINT/SIGTERM or the command exits)"},
+			&cli.DurationFlag{Name: "duration", Aliases: []string{"d"}, Usage: "stop this long after every tracer is attached (loading them takes a moment, during which the first attached already record; default: until SIGINT/SIGTERM or the command exits)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "recording directory to create (default: ./ebpfrec-YYYYMMDD-HHMMSS)"},
 			&cli.StringSliceFlag{Name: "tracer", Aliases: []string{"t"}, Usage: "built-in tracer to record, repeatable or comma-separated (default: exec,exit,open,tcp; none with --object)"},
-			&cli.UintSliceFlag{Name: "pid", Usage: "record only these processes (repeatable); the recording ends when they have all exited"},
-			&cli.StringSliceFlag{Name: "comm", Usage: "record only processes with this command name (repeatable)"},
-			&cli.StringFlag{Name: "object", Usage: "record a compiled BPF object file (ELF)"},
+			&cli.BoolFlag{Name: "no-proc", Usage: "leave out the proc stream (fork, exec, exit and rename of the recorded processes, and a snapshot of those alive at start), from which replay and export tell which process did what"},
+			&cli.UintSliceFlag{Name: "pid", Usage: "record only these processes (repeatable); the recording ends when they have all exited (an --object must opt in: see above)"},
+			&cli.StringSliceFlag{Name: "comm", Usage: "record only processes with this command name (repeatable; an --object must opt in: see above)"},
+			&cli.StringSliceFlag{Name: "exec", Usage: "with a user-space tracer (gofunc, dns, bash): instrument the processes of this executable file, running or started later (repeatable); the kernel selects each from its exec of the file (unlike --pid, their exits do not end the recording)"},
+			&cli.StringSliceFlag{Name: "func", Usage: "with --tracer gofunc: Go functions to trace, as globs of their symbol names (repeatable or comma-separated), e.g. 'main.(*Server).Handle*'"},
+			&cli.StringFlag{Name: "object", Usage: "record a compiled BPF object file (ELF); --pid, --comm and -- COMMAND need it to include ebpfrec_filter.h"},
 			&cli.StringSliceFlag{Name: "attach", Usage: "with --object: KIND:TARGET=PROGRAM, KIND one of tracepoint (GROUP/NAME), raw_tracepoint, tp_btf, uprobe (/path:SYMBOL), uretprobe, kprobe, kretprobe (default: the programs' ELF sections)"},
-			&cli.StringSliceFlag{Name: "ringbuf", Usage: "with --object: ring buffer map to record (default: every ring buffer and perf event array)"},
-			&cli.StringSliceFlag{Name: "perfbuf", Usage: "with --object: perf event array map to record"},
+			&cli.StringSliceFlag{Name: "ringbuf", Usage: "with --object: ring buffer map to record, MAP or MAP=STRUCT (STRUCT: the C struct of its events, whose layout is stored so that replay and export show their fields; default: every ring buffer and perf event array)"},
+			&cli.StringSliceFlag{Name: "perfbuf", Usage: "with --object: perf event array map to record, MAP or MAP=STRUCT"},
+			&cli.StringSliceFlag{Name: "drops", Usage: "with --object: MAP=COUNTER, the per-CPU array whose key 0 counts the map's failed reserve/output calls (a ring buffer's kernel loss is then counted, not unknown)"},
+			&cli.StringSliceFlag{Name: "emitted", Usage: "with --object: MAP=COUNTER, the per-CPU array whose key 0 counts the map's events emitted (reserve/output attempts)"},
 			&cli.StringSliceFlag{Name: "set", Usage: "with --object: NAME=VALUE sets an integer global (volatile const) of the object before loading"},
-			&cli.IntFlag{Name: "ringbuf-size", Usage: "size in bytes of built-in tracers' ring buffers (power of two, multiple of the page size; 0: tracer default)"},
-			&cli.IntFlag{Name: "perf-buffer-size", Value: bpf.DefaultPerfbufConfig().PerCPUBufferSize, Usage: "size in bytes of each per-CPU perf buffer"},
+			sizeFlag("ringbuf-size", 0, "size of built-in tracers' ring buffers (power of two, multiple of the page size; 0: tracer default)"),
+			sizeFlag("perf-buffer-size", int64(bpf.DefaultPerfbufConfig().PerCPUBufferSize), "size of each per-CPU perf buffer"),
 			&cli.IntFlag{Name: "wakeup-every", Value: tracers.DefaultWakeupEvery, Usage: "built-in ring buffer tracers wake the reader every N events (latency stays bounded by --read-flush)"},
 			&cli.DurationFlag{Name: "read-flush", Value: bpf.DefaultRingbufConfig().FlushInterval, Usage: "longest time an event waits in a buffer before it is read"},
 			&cli.DurationFlag{Name: "flush-interval", Value: store.DefaultFlushInterval, Usage: "commit recorded batches at least this often (a crash loses at most this much)"},
-			&cli.IntFlag{Name: "flush-bytes", Usage: "commit as soon as this many bytes are pending (0: store default)"},
+			sizeFlag("flush-bytes", 0, "commit as soon as this many bytes are pending (0: store default, 4MiB); the Go heap is held near 16MiB + 4 times this (GOMEMLIMIT, if set, instead)"),
 			&cli.StringFlag{Name: "sync", Value: "interval", Usage: "when to fsync: interval, always or never"},
-			&cli.Int64Flag{Name: "segment-size", Usage: "rotate to a new segment file at this size in bytes (0: store default, 64 MiB)"},
+			sizeFlag("segment-size", 0, "rotate to a new segment file at this size (0: store default, 64MiB)"),
 			&cli.DurationFlag{Name: "segment-age", Usage: "rotate to a new segment file at this age (0: store default, 1h)"},
-			&cli.BoolFlag{Name: "compress", Usage: "compress batches with zstd"},
-			&cli.IntFlag{Name: "keep-segments", Usage: "flight recorder: keep at most this many closed segments, deleting the oldest"},
-			&cli.Int64Flag{Name: "keep-size", Usage: "flight recorder: keep at most this many bytes of closed segments, deleting the oldest"},
+			&cli.BoolFlag{Name: "compress", Value: true, Usage: "compress batches with zstd (--compress=false stores them as they are)"},
+			&cli.IntFlag{Name: "keep-segments", Usage: "flight recorder: keep at most this many segments on disk, the one being written included (2 or more), deleting the oldest at each rotation"},
+			sizeFlag("keep-size", 0, "flight recorder: keep the segments on disk within this size, the one being written counted at --segment-size (2 segments or more), deleting the oldest at each rotation"),
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics at [HOST]:PORT (loopback when HOST is empty)"},
 			&cli.StringFlag{Name: "fingerprints", Usage: "write a digest of every batch, as the live handler received it, to this file (to check a replay against the live run)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress line and no summary"},
@@ -89,22 +136,26 @@ func recordAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	limitMemory(opts.Store.FlushBytes)
 	names := splitList(c.StringSlice("tracer"))
 	if len(names) == 0 && c.String("object") == "" {
 		names = defaultTracers
 	}
+	if err := checkUserTracerFlags(c, names); err != nil {
+		return err
+	}
 	var coll *record.Collection
 	if obj := c.String("object"); obj != "" {
-		cl, err := objectCollection(obj, c.StringSlice("attach"), splitList(c.StringSlice("ringbuf")), splitList(c.StringSlice("perfbuf")))
+		cl, err := record.ObjectCollection(obj, record.ObjectOptions{Attach: c.StringSlice("attach"),
+			Ringbufs: splitList(c.StringSlice("ringbuf")), Perfbufs: splitList(c.StringSlice("perfbuf")), Set: c.StringSlice("set"),
+			Drops: splitList(c.StringSlice("drops")), Emitted: splitList(c.StringSlice("emitted"))})
 		if err != nil {
-			return usageError("%v", err)
-		}
-		if err := setVariables(cl.Spec, c.StringSlice("set")); err != nil {
-			return usageError("--object %s: %v", obj, err)
+			return usageError("--object: %v", err)
 		}
 		coll = &cl
-	} else if len(c.StringSlice("attach")) > 0 || len(c.StringSlice("ringbuf")) > 0 || len(c.StringSlice("perfbuf")) > 0 || len(c.StringSlice("set")) > 0 {
-		return usageError("--attach, --ringbuf, --perfbuf and --set go with --object")
+	} else if len(c.StringSlice("attach")) > 0 || len(c.StringSlice("ringbuf")) > 0 || len(c.StringSlice("perfbuf")) > 0 || len(c.StringSlice("set")) > 0 ||
+		len(c.StringSlice("drops")) > 0 || len(c.StringSlice("emitted")) > 0 {
+		return usageError("--attach, --ringbuf, --perfbuf, --drops, --emitted and --set go with --object")
 	}
 	if addr := c.String("metrics-addr"); addr != "" {
 		stop, err := serveMetrics(addr, &opts)
@@ -166,15 +217,35 @@ func recordAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, s := range sum.Streams {
-		if !s.Balanced() {
-			return fmt.Errorf("stream %s: accounting mismatch: emitted %d != recorded %d + lost %d", s.Name, s.Emitted, s.Recorded, s.Lost())
-		}
-	}
 	// Like time and strace: the recorded command's status is ours, so a CI
 	// job wrapped in a recording still fails (128+N for a signal).
 	if sum.CommandExit > 0 {
 		return cli.Exit("", sum.CommandExit)
+	}
+	return nil
+}
+
+// checkUserTracerFlags refuses --func without gofunc and --exec without a
+// user-space tracer, which would otherwise be ignored.
+func checkUserTracerFlags(c *cli.Context, names []string) error {
+	user, funcs := false, false
+	for _, n := range names {
+		t, err := tracers.New(n, tracers.Options{})
+		if err != nil {
+			continue // AddBuiltin says so
+		}
+		if tracers.InstrumentsProcesses(t) {
+			user = true
+		}
+		if _, ok := t.(interface{ SetFuncs([]string) }); ok {
+			funcs = true
+		}
+	}
+	if len(c.StringSlice("func")) > 0 && !funcs {
+		return usageError("--func goes with --tracer gofunc")
+	}
+	if len(c.StringSlice("exec")) > 0 && !user {
+		return usageError("--exec goes with a user-space tracer (--tracer gofunc, dns or bash)")
 	}
 	return nil
 }
@@ -194,12 +265,17 @@ func recordOptions(c *cli.Context) (record.Options, error) {
 			return o, usageError("--output %s: exists and is not empty (choose a new directory)", out)
 		}
 	}
-	for _, f := range []string{"ringbuf-size", "perf-buffer-size", "wakeup-every", "flush-bytes", "keep-segments"} {
+	for _, f := range []string{"wakeup-every", "keep-segments"} {
 		if c.Int(f) < 0 {
 			return o, usageError("--%s must not be negative", f)
 		}
 	}
-	if rs := c.Int("ringbuf-size"); rs != 0 && (rs&(rs-1) != 0 || rs%os.Getpagesize() != 0) {
+	for _, f := range []string{"ringbuf-size", "perf-buffer-size", "flush-bytes"} {
+		if sizeOf(c, f) > math.MaxInt32 {
+			return o, usageError("--%s %d: too large (at most 2GiB)", f, sizeOf(c, f))
+		}
+	}
+	if rs := int(sizeOf(c, "ringbuf-size")); rs != 0 && (rs&(rs-1) != 0 || rs%os.Getpagesize() != 0) {
 		return o, usageError("--ringbuf-size %d: must be a power of two and a multiple of the page size (%d)", rs, os.Getpagesize())
 	}
 	if c.Duration("duration") < 0 || c.Duration("flush-interval") < 0 || c.Duration("read-flush") < 0 {
@@ -210,23 +286,31 @@ func recordOptions(c *cli.Context) (record.Options, error) {
 		Duration: c.Duration("duration"),
 		Store: store.WriterOptions{
 			FlushInterval:   c.Duration("flush-interval"),
-			FlushBytes:      c.Int("flush-bytes"),
+			FlushBytes:      int(sizeOf(c, "flush-bytes")),
 			Sync:            sync,
-			MaxSegmentBytes: c.Int64("segment-size"),
+			MaxSegmentBytes: sizeOf(c, "segment-size"),
 			MaxSegmentAge:   c.Duration("segment-age"),
 			KeepSegments:    c.Int("keep-segments"),
-			KeepBytes:       c.Int64("keep-size"),
-			Compress:        c.Bool("compress"),
+			KeepBytes:       sizeOf(c, "keep-size"),
+			Uncompressed:    !c.Bool("compress"),
 		},
 		Ringbuf:     bpf.RingbufConfig{FlushInterval: c.Duration("read-flush")},
-		Perfbuf:     bpf.PerfbufConfig{PerCPUBufferSize: c.Int("perf-buffer-size"), FlushInterval: c.Duration("read-flush")},
+		Perfbuf:     bpf.PerfbufConfig{PerCPUBufferSize: int(sizeOf(c, "perf-buffer-size")), FlushInterval: c.Duration("read-flush")},
 		ToolVersion: version,
 		CommandLine: os.Args,
 		Comms:       splitList(c.StringSlice("comm")),
+		Exec:        c.StringSlice("exec"),
+		Funcs:       splitList(c.StringSlice("func")),
 		Command:     c.Args().Slice(),
 		WakeupEvery: uint32(c.Int("wakeup-every")),
-		RingbufSize: uint32(c.Int("ringbuf-size")),
+		NoProc:      c.Bool("no-proc"),
+		RingbufSize: uint32(sizeOf(c, "ringbuf-size")),
 		Log:         slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	if err := o.Store.Check(); err != nil {
+		msg := strings.TrimPrefix(err.Error(), "store: ")
+		msg = strings.NewReplacer("KeepSegments", "--keep-segments", "KeepBytes", "--keep-size", "MaxSegmentBytes", "--segment-size").Replace(msg)
+		return o, usageError("%s", msg)
 	}
 	for _, p := range c.UintSlice("pid") {
 		o.PIDs = append(o.PIDs, uint32(p))
@@ -238,102 +322,6 @@ func recordOptions(c *cli.Context) (record.Options, error) {
 		o.Progress = progressLine(c.App.ErrWriter)
 	}
 	return o, nil
-}
-
-// objectCollection loads a user's BPF object file and says what to record.
-func objectCollection(path string, attach, ringbufs, perfbufs []string) (record.Collection, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return record.Collection{}, fmt.Errorf("--object: %w", err)
-	}
-	spec, err := ebpf.LoadCollectionSpecFromReader(bytes.NewReader(b))
-	if err != nil {
-		return record.Collection{}, fmt.Errorf("--object %s: not a BPF object file: %v", path, err)
-	}
-	sum := sha256.Sum256(b)
-	obj := &store.ObjectInfo{Path: path, SHA256: hex.EncodeToString(sum[:])}
-	name := strings.TrimSuffix(baseName(path), ".o")
-	coll := record.Collection{Name: name, Spec: spec}
-	for _, a := range attach {
-		att, err := record.ParseAttachment(a)
-		if err != nil {
-			return coll, fmt.Errorf("--attach: %v", err)
-		}
-		coll.Attach = append(coll.Attach, att)
-	}
-	maps := append(append([]string(nil), ringbufs...), perfbufs...)
-	if len(maps) == 0 {
-		for n, m := range spec.Maps {
-			if m.Type == ebpf.RingBuf || m.Type == ebpf.PerfEventArray {
-				maps = append(maps, n)
-			}
-		}
-		sort.Strings(maps)
-		if len(maps) == 0 {
-			return coll, fmt.Errorf("--object %s: no ring buffer or perf event array to record", path)
-		}
-	}
-	for _, m := range maps {
-		ms, ok := spec.Maps[m]
-		if !ok {
-			return coll, fmt.Errorf("--object %s: no map %q", path, m)
-		}
-		want := ebpf.RingBuf
-		if contains(perfbufs, m) {
-			want = ebpf.PerfEventArray
-		}
-		if (contains(ringbufs, m) || contains(perfbufs, m)) && ms.Type != want {
-			return coll, fmt.Errorf("--object %s: map %q is a %s, not a %s", path, m, ms.Type, want)
-		}
-		coll.Streams = append(coll.Streams, record.Stream{Map: m, Name: m, Object: obj})
-	}
-	return coll, nil
-}
-
-// setVariables applies --set NAME=VALUE to the spec's global variables.
-func setVariables(spec *ebpf.CollectionSpec, sets []string) error {
-	for _, kv := range sets {
-		name, val, ok := strings.Cut(kv, "=")
-		if !ok {
-			return fmt.Errorf("--set %q: want NAME=VALUE", kv)
-		}
-		v, ok := spec.Variables[name]
-		if !ok {
-			var names []string
-			for n := range spec.Variables {
-				if !strings.HasPrefix(n, ".") {
-					names = append(names, n)
-				}
-			}
-			sort.Strings(names)
-			return fmt.Errorf("--set %s: no global variable %q (variables: %s)", kv, name, strings.Join(names, ", "))
-		}
-		n, err := strconv.ParseInt(val, 0, 64)
-		if err != nil {
-			u, uerr := strconv.ParseUint(val, 0, 64)
-			if uerr != nil {
-				return fmt.Errorf("--set %s: %q is not an integer", kv, val)
-			}
-			n = int64(u)
-		}
-		var setErr error
-		switch v.Size() {
-		case 1:
-			setErr = v.Set(uint8(n))
-		case 2:
-			setErr = v.Set(uint16(n))
-		case 4:
-			setErr = v.Set(uint32(n))
-		case 8:
-			setErr = v.Set(uint64(n))
-		default:
-			setErr = fmt.Errorf("variable of %d bytes is not an integer", v.Size())
-		}
-		if setErr != nil {
-			return fmt.Errorf("--set %s: %v", kv, setErr)
-		}
-	}
-	return nil
 }
 
 func serveMetrics(addr string, opts *record.Options) (func(), error) {
@@ -369,8 +357,13 @@ func progressLine(w io.Writer) func(record.Progress) {
 		fmt.Fprintf(&b, "\r\033[K%s  %.1f MB", p.Elapsed.Truncate(time.Second), float64(p.DiskBytes)/1e6)
 		for _, s := range p.Streams {
 			fmt.Fprintf(&b, "  %s %d (%.0f/s)", s.Name, s.Events, s.EventsPerSec)
-			if s.Lost+s.Dropped > 0 {
-				fmt.Fprintf(&b, " lost %d dropped %d", s.Lost, s.Dropped)
+			for _, t := range []struct {
+				name string
+				n    uint64
+			}{{lossterms.KernelLostPerfbuf, s.KernelLostPerfbuf}, {lossterms.KernelLostRingbuf, s.KernelLostRingbuf}, {lossterms.EbpfrecDropped, s.EbpfrecDropped}} {
+				if t.n > 0 {
+					fmt.Fprintf(&b, " %s %d", t.name, t.n)
+				}
 			}
 		}
 		if p.Final {
@@ -387,26 +380,59 @@ func printRecordSummary(w io.Writer, s *record.Summary) {
 		fmt.Fprintf(w, "command exited with status %d\n", s.CommandExit)
 	}
 	if s.Aborted {
-		fmt.Fprintln(w, "stopped at once: events still in the buffers were not read")
+		fmt.Fprintln(w, "stopped at once: the events still in the buffers were counted as "+lossterms.EbpfrecDropped+", not recorded")
 	}
 	for _, sk := range s.Skipped {
 		fmt.Fprintf(w, "not recorded: tracer %s\n", sk)
 	}
+	for _, in := range s.Instrumented {
+		switch {
+		case in.Err == nil && in.PID == 0:
+			fmt.Fprintf(w, "instrumented: %s: %s (for its processes, those started later too)\n", in.Tracer, in.Exe)
+		case in.Err != nil && in.PID == 0 && in.Exe != "":
+			fmt.Fprintf(w, "not instrumented: %s: %s: %v\n", in.Tracer, in.Exe, in.Err)
+		case in.Err != nil && in.PID != 0:
+			fmt.Fprintf(w, "not instrumented: %s: pid %d (%s): %v\n", in.Tracer, in.PID, in.Exe, in.Err)
+		case in.Err != nil:
+			fmt.Fprintf(w, "not instrumented: %s: %v\n", in.Tracer, in.Err)
+		default:
+			fmt.Fprintf(w, "instrumented: %s: pid %d (%s)\n", in.Tracer, in.PID, in.Exe)
+		}
+	}
+	if d := s.Deleted; d != nil {
+		fmt.Fprintf(w, "retention deleted %d of these events (%d batch(es) in %d segment(s), up to %s)\n",
+			d.Events, d.Batches, d.Segments, d.To.UTC().Format(time.RFC3339Nano))
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "stream\tkind\tevents\tbatches\tbytes\tkernel lost\tringbuf dropped\tuser dropped\temitted\t")
-	lost := false
+	fmt.Fprintf(tw, "stream\tkind\trecorded\tbatches\tbytes\t%s\t%s\t%s\t%s\temitted\t\n",
+		lossterms.KernelLostPerfbuf, lossterms.KernelLostRingbuf, lossterms.EbpfrecDropped, lossterms.StorageLost)
+	var kernelLost, dropped bool
+	var storageLost uint64
 	for _, st := range s.Streams {
 		emitted := "-"
 		if st.HasEmitted {
 			emitted = fmt.Sprint(st.Emitted)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", st.Name, st.Kind, st.Recorded, st.Batches, st.Bytes,
-			st.KernelLost, st.RingbufDropped, st.UserDropped, emitted)
-		lost = lost || st.Lost() > 0
+		ringLost := fmt.Sprint(st.KernelLostRingbuf)
+		if st.KernelLossUncounted {
+			ringLost = "not counted"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t%s\t\n", st.Name, st.Kind, st.Recorded, st.Batches, st.Bytes,
+			st.KernelLostPerfbuf, ringLost, st.EbpfrecDropped, st.StorageLost, emitted)
+		kernelLost = kernelLost || st.KernelLostPerfbuf+st.KernelLostRingbuf > 0
+		dropped = dropped || st.EbpfrecDropped > 0
+		storageLost += st.StorageLost
 	}
 	tw.Flush()
-	if lost {
-		fmt.Fprintln(w, "warning: events were lost; a larger --ringbuf-size/--perf-buffer-size or fewer selected processes may help")
+	if s.StorageErr != nil {
+		fmt.Fprintf(w, "error: a storage failure stopped the recording: %v\n", s.StorageErr)
+		fmt.Fprintf(w, "error: %d events read from the kernel were not stored (%s); the recording holds what is counted as recorded\n", storageLost, lossterms.StorageLost)
+	}
+	if kernelLost {
+		fmt.Fprintln(w, "warning: events were lost in the kernel (buffers full); a larger --ringbuf-size/--perf-buffer-size or fewer selected processes may help")
+	}
+	if dropped {
+		fmt.Fprintln(w, "warning: ebpfrec dropped events it had read (see the log above for why)")
 	}
 }
 
@@ -440,20 +466,4 @@ func splitList(in []string) []string {
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-func baseName(p string) string {
-	if i := strings.LastIndexByte(p, '/'); i >= 0 {
-		return p[i+1:]
-	}
-	return p
 }

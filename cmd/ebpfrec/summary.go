@@ -8,6 +8,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ebpfrec/ebpfrec/analyze"
+	"github.com/ebpfrec/ebpfrec/internal/clireport"
+	"github.com/ebpfrec/ebpfrec/internal/lossterms"
 )
 
 func init() {
@@ -17,8 +19,10 @@ func init() {
 		ArgsUsage: "RECORDING",
 		Description: "Reads the recording once and prints what a person wants first: the time range,\n" +
 			"events per stream, the top processes by events, exec and exit counts, the files\n" +
-			"opened most (with failures), the TCP peers, and the loss of each stream over\n" +
-			"time, with a warning when any event was lost.",
+			"opened most (with failures), the TCP peers, and the events each stream did not\n" +
+			"record, over time, with a warning when there are any. A recording still being\n" +
+			"written is summarized up to its recorder's last commit, with a warning saying so.\n" +
+			"\n" + lossterms.Legend,
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "top", Value: 10, Usage: "length of the top lists"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of text"},
@@ -47,6 +51,6 @@ func summaryAction(c *cli.Context) error {
 	} else if err := s.WriteText(c.App.Writer); err != nil {
 		return err
 	}
-	printWarnings(c.App.ErrWriter, s.Warnings)
+	clireport.Warnings(c.App.ErrWriter, s.Warnings)
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ebpfrec/ebpfrec/internal/safetext"
 	"github.com/ebpfrec/ebpfrec/store"
 )
 
@@ -17,7 +18,8 @@ func init() {
 record's checksum and encoding, the global sequence (gaps, order), the time
 index and each closed segment's summary, and lists every problem with its
 segment and batch. Exits 0 when the recording is sound, 1 when a problem was
-found. The segment a running recorder is writing is skipped, and said so.`,
+found. The segment a running recorder is writing is checked as of its last
+commit, and said so.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
 		},
@@ -44,10 +46,13 @@ func verifyAction(c *cli.Context) error {
 		}
 	} else {
 		for _, s := range rep.Skipped {
-			fmt.Fprintln(w, "skipped: "+s)
+			fmt.Fprintln(w, "skipped: "+safetext.Field(s))
+		}
+		for _, s := range rep.Notes {
+			fmt.Fprintln(w, "note: "+s)
 		}
 		for _, p := range rep.Problems {
-			fmt.Fprintln(w, p.Message)
+			fmt.Fprintln(w, safetext.Field(p.Message))
 		}
 	}
 	if !rep.OK() {
@@ -55,7 +60,7 @@ func verifyAction(c *cli.Context) error {
 	}
 	if !c.Bool("json") {
 		fmt.Fprintf(w, "ok: %s: %d segments, %d batches, %d events, %d loss points, no problems\n",
-			dir, len(rep.Segments), rep.Batches, rep.Events, rep.LossPoints)
+			safetext.Field(dir), len(rep.Segments), rep.Batches, rep.Events, rep.LossPoints)
 	}
 	return nil
 }

@@ -26,6 +26,8 @@ var (
 	Mono  = int64(5_000_000_000_000) // 5000 s after boot
 )
 
+// Meta is the metadata of the synthetic recordings: the streams exec (ring
+// buffer), exit (perf buffer) and custom (a user object's ring buffer).
 func Meta() store.Meta {
 	return store.Meta{
 		RecordingID:   "replay-test",
@@ -43,8 +45,10 @@ func Meta() store.Meta {
 	}
 }
 
-// ExecRaw builds a struct exec_event (see bpf/tracers/exec: 560 bytes,
-// argv NUL-separated in the last 256).
+// ExecRaw builds a struct exec_event of its 560-byte layout, before the
+// cpu field (see bpf/tracers/exec, whose Decode still reads it), argv
+// NUL-separated in the last 256: what the recordings of the golden tests
+// hold.
 func ExecRaw(ktime uint64, pid, ppid, uid uint32, comm, filename string, args ...string) []byte {
 	b := make([]byte, 560)
 	binary.NativeEndian.PutUint64(b[0:], ktime)
@@ -74,6 +78,24 @@ func ExitRaw(ktime, lifetime uint64, pid, ppid uint32, status uint32, comm strin
 	binary.NativeEndian.PutUint32(b[24:], pid)
 	binary.NativeEndian.PutUint32(b[28:], status)
 	copy(b[32:47], comm)
+	return b
+}
+
+// OpenRaw builds a struct open_event of its 320-byte layout, before the cpu
+// field (see bpf/tracers/open, whose Decode still reads it), of
+// syscall number nr (e.g. open.NROpenat), relative to the working
+// directory.
+func OpenRaw(ktime, latency uint64, pid uint32, nr uint32, ret int32, comm, path string) []byte {
+	b := make([]byte, 320)
+	binary.NativeEndian.PutUint64(b[0:], ktime)
+	binary.NativeEndian.PutUint64(b[8:], latency)
+	binary.NativeEndian.PutUint32(b[24:], pid)
+	binary.NativeEndian.PutUint32(b[28:], pid)
+	binary.NativeEndian.PutUint32(b[32:], uint32(ret))
+	binary.NativeEndian.PutUint32(b[36:], 0xffffff9c) // AT_FDCWD
+	binary.NativeEndian.PutUint32(b[44:], nr)
+	copy(b[48:63], comm)
+	copy(b[64:319], path)
 	return b
 }
 
@@ -196,6 +218,8 @@ func FingerprintBatch(b *store.Batch) string {
 	return s.String()
 }
 
+// FingerprintRing fingerprints a ring buffer batch as a handler received
+// it, comparable with FingerprintBatch of the batch as written.
 func FingerprintRing(stream string, evs []bpf.RingbufEvent) string {
 	var s strings.Builder
 	fmt.Fprintf(&s, "%s ringbuf n=%d", stream, len(evs))
@@ -205,6 +229,8 @@ func FingerprintRing(stream string, evs []bpf.RingbufEvent) string {
 	return s.String()
 }
 
+// FingerprintPerf fingerprints a perf buffer batch as a handler received
+// it, comparable with FingerprintBatch of the batch as written.
 func FingerprintPerf(stream string, evs []bpf.PerfbufEvent) string {
 	var s strings.Builder
 	fmt.Fprintf(&s, "%s perfbuf n=%d", stream, len(evs))
@@ -212,4 +238,104 @@ func FingerprintPerf(stream string, evs []bpf.PerfbufEvent) string {
 		fmt.Fprintf(&s, " [%s t=%d cpu=%d lost=%d]", hex.EncodeToString(e.Raw), e.Timestamp.UnixNano(), e.CPU, e.Lost)
 	}
 	return s.String()
+}
+
+// Running writes the recording of Generate(t, dir, n, wopts) and commits
+// every batch, but keeps its writer open, as a recorder still running
+// would: readers see a live recording until the returned function closes
+// the writer (call it once, at the end of the test).
+func Running(t TB, dir string, n int, wopts store.WriterOptions) (stop func()) {
+	t.Helper()
+	done := make(chan struct{})
+	release := make(chan struct{})
+	go func() {
+		defer close(done)
+		GenerateStep(t, dir, n, wopts, func(i int, w *store.Writer, _ []string) {
+			if i == n-1 {
+				if err := w.Flush(); err != nil {
+					t.Fatal(err)
+				}
+				release <- struct{}{}
+				<-release // the writer stays open until stop
+			}
+		})
+	}()
+	<-release
+	return func() { release <- struct{}{}; <-done }
+}
+
+// Interleaved describes the recording that GenerateInterleaved writes.
+type Interleaved struct {
+	// Events is the number of events recorded; LatePID the pid of the one
+	// event recorded later than the default time-order window (an open);
+	// MaxBehind how far behind (kernel time) the latest event already
+	// recorded any other event is, at most (within the window).
+	Events    int
+	LatePID   uint32
+	MaxBehind time.Duration
+}
+
+// GenerateInterleaved writes into dir a recording whose streams overlap
+// in time as a recorder's do: spans of 100 ms, each with an exec batch
+// (ring buffer, in time order) and an exit batch (perf buffer, 4 CPUs read
+// one after the other, so out of order within the batch) that is recorded
+// after the next span's exec batch, as a reader handing it over at its
+// flush deadline would. After the last span comes one open event stamped
+// 800 ms before the end (a syscall blocked that long: later than the
+// default window). Times are kernel times; the events carry distinct pids.
+func GenerateInterleaved(t TB, dir string, spans int) Interleaved {
+	t.Helper()
+	meta := Meta()
+	meta.Streams = append(meta.Streams[:2:2], store.StreamInfo{Name: "open", Tracer: "open", Map: "open_events", Kind: store.KindRingbuf, EventType: "open.Event"})
+	w, err := store.Create(dir, meta, store.WriterOptions{Sync: store.SyncNever, FlushBytes: 8 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const span = 100 * time.Millisecond
+	kt := func(d time.Duration) uint64 { return uint64(Mono + int64(d)) }
+	read := func(d time.Duration) time.Time { return Start.Add(d + 5*time.Millisecond) }
+	var info Interleaved
+	pid := uint32(2000)
+	var pendingExit *store.Batch
+	appendB := func(b *store.Batch) {
+		if err := w.Append(b); err != nil {
+			t.Fatal(err)
+		}
+		info.Events += len(b.Events)
+	}
+	for k := range spans {
+		base := time.Duration(k) * span
+		ex := &store.Batch{Stream: "exec", Kind: store.KindRingbuf}
+		for j := range 5 {
+			pid++
+			at := base + time.Duration(j)*20*time.Millisecond + time.Millisecond
+			ex.Events = append(ex.Events, store.Event{Raw: ExecRaw(kt(at), pid, 1, 0, "sh", "/bin/sh", "sh", "-c", "true"), Timestamp: read(base + span), CPU: -1})
+		}
+		appendB(ex)
+		if pendingExit != nil {
+			appendB(pendingExit)
+		}
+		pendingExit = &store.Batch{Stream: "exit", Kind: store.KindPerfbuf}
+		for c := range 4 {
+			for _, off := range []time.Duration{10 * time.Millisecond, 50 * time.Millisecond} {
+				pid++
+				at := base + time.Duration(c)*5*time.Millisecond + off
+				pendingExit.Events = append(pendingExit.Events, store.Event{Raw: ExitRaw(kt(at), 1000, pid, 1, 0, "true"), Timestamp: read(base + span), CPU: c})
+			}
+		}
+	}
+	appendB(pendingExit)
+	// The exit batch of the last span follows events up to 80 ms after its
+	// span started, behind which its earliest event (10 ms) is 190 ms at
+	// most (an exit batch follows the next span's exec batch).
+	info.MaxBehind = 2*span - 10*time.Millisecond
+	end := time.Duration(spans) * span
+	pid++
+	info.LatePID = pid
+	appendB(&store.Batch{Stream: "open", Kind: store.KindRingbuf, Events: []store.Event{
+		{Raw: OpenRaw(kt(end-800*time.Millisecond), uint64(800*time.Millisecond), pid, 257, -2, "cat", "/fifo"), Timestamp: read(end), CPU: -1}}})
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return info
 }

@@ -3,11 +3,14 @@
 # package's tests (the kernel tests included, skips counted as failures) in
 # it, then prints a matrix kernel x package. The kernels come from Debian's
 # packages (fetch.sh); the guest is an initramfs of static test binaries,
-# busybox and a few host tools the tests exec (bash, true, setpriv, ...).
+# busybox, a few host tools the tests exec (bash, true, setpriv, dmsetup,
+# ...) and the kernel modules of store's power-loss test.
 #
 # usage: scripts/kernels/run.sh [KERNEL...]      KERNEL: 5.10 6.1 6.12 host
 # env:   EBPFREC_VM_PKGS   packages to test (default: every package that
-#                          builds without cgo)
+#                          builds without cgo; those whose tests link DuckDB,
+#                          analyze, analyze/query and cmd/ebpfrec-query, are
+#                          host-only)
 #        EBPFREC_VM_RUN    -test.run pattern for every package
 #        EBPFREC_VM_ACCEL  kvm or tcg (default: kvm if a guest boots, else tcg)
 #        EBPFREC_VM_SHORT  1 (default) runs the VMs' tests with -test.short
@@ -60,8 +63,14 @@ for p in $pkgs; do
     fi
   fi
 done
-# Tests read the repository's fixtures by relative path.
+# Tests read the repository's fixtures by relative path, and cmd/ebpfrec's
+# the test BPF objects of bpf/testdata (there already if bpf is tested).
 cp -r fixtures "$root/src/" 2>/dev/null || true
+mkdir -p "$root/src/bpf/testdata" && cp bpf/testdata/*.o "$root/src/bpf/testdata/"
+# bpf/exeinfo's tests inspect the prebuilt Go target of bpf/testdata.
+cp -r bpf/testdata/gotarget "$root/src/bpf/testdata/"
+# record's and cmd/ebpfrec's user-space tracer tests run the gofunc test server.
+mkdir -p "$root/src/bpf/tracers/gofunc/testdata" && cp bpf/tracers/gofunc/testdata/*.gz "$root/src/bpf/tracers/gofunc/testdata/"
 {
   echo "PKGS='${built[*]}'"
   echo "TIMEOUT='${EBPFREC_VM_TIMEOUT:-20m}'"
@@ -80,8 +89,9 @@ mkinitrd() {
   rm -rf "$r" && mkdir -p "$r"/{bin,bb,etc,lib64,root,tmp}
   cp "$(command -v busybox)" "$r/bb/busybox"
   for a in $("$r/bb/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$r/bb/$a"; done
-  for tool in bash true false sleep cat setpriv prlimit getent env; do
-    local path; path=$(type -P "$tool") || continue
+  # dmsetup and mke2fs: store's power-loss test (sbin: not in every PATH).
+  for tool in bash true false sleep cat setpriv prlimit getent env script dmsetup mke2fs; do
+    local path; path=$(PATH="$PATH:/usr/sbin:/sbin" type -P "$tool") || continue
     cp -L "$path" "$r/bin/$tool"
     for lib in $(ldd "$path" | awk '/=>/ {print $3} /ld-linux/ {print $1}'); do
       mkdir -p "$r$(dirname "$lib")"; cp -Ln "$lib" "$r$lib" 2>/dev/null || true
@@ -93,9 +103,52 @@ mkinitrd() {
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$r/etc/passwd"
   printf 'root:x:0:\nnogroup:x:65534:\n' > "$r/etc/group"
   printf '127.0.0.1 localhost\n::1 localhost\n' > "$r/etc/hosts"
+  for k in "${vmk[@]}"; do pack_modules "$k" "$r"; done
   cp $here/init.sh "$r/init" && chmod +x "$r/init"
   cp -r "$root/src" "$r/src"
   (cd "$r" && find . | cpio -o -H newc --quiet) > "$WORK/initrd.cpio"
+}
+
+# store's power-loss test makes ext4 on dm-flakey over a RAM disk (brd);
+# Debian builds all of these as modules. They go to
+# /lib/modules/<release>/powerloss/ uncompressed (the guest has no
+# decompressing modprobe), with "order" listing them dependencies first:
+# the test loads them itself. crc32c_generic is ext4's and jbd2's soft
+# dependency (crypto-crc32c), which the kernel would ask a modprobe for.
+# Anything missing is written to "error" there, which the test reports.
+powerloss_modules="brd dm-flakey crc32c_generic ext4"
+pack_modules() {
+  local k=$1 src="$CACHE/$1/modules" dest order=() seen=" " err=""
+  dest="$2/lib/modules/$(cat "$CACHE/$k/release")/powerloss"
+  mkdir -p "$dest"
+  # find_module NAME: the module's file (depends= names use - or _).
+  find_module() {
+    local n
+    for n in "$1" "${1//-/_}" "${1//_/-}"; do
+      find "$src/kernel" \( -name "$n.ko" -o -name "$n.ko.xz" -o -name "$n.ko.zst" \) -print -quit | grep . && return 0
+    done
+    return 1
+  }
+  add_module() {
+    local m=$1 f d
+    case "$seen" in *" $m "*) return 0 ;; esac
+    seen="$seen$m "
+    if ! f=$(find_module "$m"); then
+      grep -q -e "/$m.ko\$" -e "/${m//-/_}.ko\$" -e "/${m//_/-}.ko\$" "$src/modules.builtin" 2>/dev/null ||
+        err="$err module $m not found in $src;"
+      return 0
+    fi
+    local out; out="$dest/$(basename "$f")"; out=${out%.xz}; out=${out%.zst}
+    case "$f" in *.xz) busybox xzcat "$f" ;; *.zst) zstd -qdc "$f" ;; *) cat "$f" ;; esac > "$out"
+    # The depends= field of the module's .modinfo section (NUL-separated).
+    for d in $(tr '\0' '\n' < "$out" | sed -n 's/^depends=//p' | tr ',' ' '); do
+      add_module "$d"
+    done
+    order+=("$(basename "$out")")
+  }
+  for m in $powerloss_modules; do add_module "$m"; done
+  printf '%s\n' "${order[@]}" > "$dest/order"
+  [ -z "$err" ] || { echo "run.sh: $k:$err" >&2; echo "$err" > "$dest/error"; }
 }
 
 # The accelerator: KVM when a guest actually boots with it (nested KVM hung

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ebpfrec/ebpfrec/bpf/tracers"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers/exec"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers/exit"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers/open"
@@ -42,6 +43,7 @@ func Exec(ev *exec.Event) []byte {
 	}
 	le.PutUint32(b[300:], uint32(len(args)))
 	copy(b[304:560], args)
+	le.PutUint32(b[560:], uint32(ev.CPU))
 	return b
 }
 
@@ -72,6 +74,7 @@ func Open(ev *open.Event, nr uint32) []byte {
 	le.PutUint32(b[44:], nr)
 	putStr(b[48:63], ev.Command)
 	putStr(b[64:319], ev.Path)
+	le.PutUint32(b[320:], uint32(ev.CPU))
 	return b
 }
 
@@ -123,22 +126,19 @@ func Meta(host string, streams ...store.StreamInfo) store.Meta {
 	}
 }
 
-// Builtin returns the stream info of the built-in tracer's stream as the
-// recorder declares it.
+// Builtin returns the stream info of the built-in tracer's (first)
+// stream as the recorder declares it, from the tracer's Streams.
 func Builtin(name string) store.StreamInfo {
-	switch name {
-	case exec.Name:
-		return store.StreamInfo{Name: exec.StreamExec, Tracer: exec.Name, Map: exec.MapEvents, Kind: store.KindRingbuf, EventType: "exec.Event"}
-	case exit.Name:
-		return store.StreamInfo{Name: exit.StreamExit, Tracer: exit.Name, Map: exit.MapEvents, Kind: store.KindPerfbuf, EventType: "exit.Event"}
-	case open.Name:
-		return store.StreamInfo{Name: open.StreamOpen, Tracer: open.Name, Map: open.MapEvents, Kind: store.KindRingbuf, EventType: "open.Event"}
-	case tcp.Name:
-		return store.StreamInfo{Name: tcp.StreamTCP, Tracer: tcp.Name, Map: tcp.MapEvents, Kind: store.KindRingbuf, EventType: "tcp.Event"}
-	case syscalls.Name:
-		return store.StreamInfo{Name: syscalls.StreamSyscalls, Tracer: syscalls.Name, Map: syscalls.MapEvents, Kind: store.KindRingbuf, EventType: "syscalls.Event"}
+	t, err := tracers.New(name, tracers.Options{})
+	if err != nil || len(t.Streams()) == 0 {
+		panic(fmt.Sprintf("synth: tracer %s: %v", name, err))
 	}
-	panic("synth: unknown tracer " + name)
+	st := t.Streams()[0]
+	kind := store.KindRingbuf
+	if st.Kind == tracers.Perfbuf {
+		kind = store.KindPerfbuf
+	}
+	return store.StreamInfo{Name: st.Name, Tracer: name, Map: st.Map, Kind: kind, EventType: st.EventType}
 }
 
 // Unknown is a stream without a known decoder.

@@ -13,7 +13,7 @@ import (
 )
 
 func TestRegistry(t *testing.T) {
-	want := []string{"exec", "exit", "open", "syscalls", "tcp"}
+	want := []string{"bash", "dns", "exec", "exit", "gofunc", "open", "proc", "syscalls", "tcp"}
 	if got := tracers.Names(); !slices.Equal(got, want) {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}
@@ -23,7 +23,7 @@ func TestRegistry(t *testing.T) {
 		}
 	}
 	_, err := tracers.New("nope", tracers.Options{})
-	if !errors.Is(err, tracers.ErrUnknownTracer) || !strings.Contains(err.Error(), "exec, exit, open, syscalls, tcp") {
+	if !errors.Is(err, tracers.ErrUnknownTracer) || !strings.Contains(err.Error(), "bash, dns, exec, exit, gofunc, open, proc, syscalls, tcp") {
 		t.Fatalf("unknown tracer error: %v", err)
 	}
 	ts, err := tracers.All(tracers.Options{})
@@ -134,6 +134,8 @@ func TestJSONRoundTrip(t *testing.T) {
 		s := tr.Streams()[0]
 		raw := make([]byte, 1024)
 		raw[20] = 2 // tcp: AF_INET
+		raw[8] = 1  // proc: a fork
+		raw[36] = 1 // gofunc: an entry
 		ev, err := tr.Decode(s.Name, raw)
 		if err != nil {
 			t.Fatalf("%s: %v", tr.Name(), err)

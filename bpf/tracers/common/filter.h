@@ -14,6 +14,14 @@
 //   - otherwise a process is selected if its tgid is in pid_allow (with
 //     FILTER_PID_ALLOW on) or its comm is in comm_allow (with
 //     FILTER_COMM_ALLOW on).
+//
+// With FILTER_EXEC, exec_allow lists executables by the kernel's identity
+// of their file (inode number and superblock device): a process that execs
+// one is allowed from its exec on (pid_allow, PID_EXEC), and forgotten when
+// it execs another file or is freed (filter_exec; follow.c). Every program
+// of sched_process_exec that calls selected() calls filter_exec first, so
+// that it sees the process as selected whatever the order of the programs
+// on the tracepoint.
 #ifndef EBPFREC_FILTER_H
 #define EBPFREC_FILTER_H
 
@@ -21,14 +29,17 @@
 #define FILTER_COMM_ALLOW (1U << 1)
 #define FILTER_PID_BLOCK (1U << 2)
 #define FILTER_FOLLOW (1U << 3)
+#define FILTER_EXEC (1U << 4)
 
 #define FILTER_MAX_PIDS 65536
 #define FILTER_MAX_COMMS 1024
+#define FILTER_MAX_EXECS 1024
 #define COMM_LEN 16
 
 // pid_allow values.
 #define PID_ALLOWED 1  // allowed explicitly (AllowPID)
 #define PID_FOLLOWED 2 // allowed because its parent was (follow program)
+#define PID_EXEC 3     // allowed because it execs an executable of exec_allow
 
 // The filter's configuration: flags is a bit set of FILTER_* (0 selects
 // everything); gen changes with every change of the filter from user
@@ -70,6 +81,22 @@ struct {
 	__type(key, struct comm_key);
 	__type(value, __u8);
 } comm_allow SEC(".maps");
+
+// An executable as the kernel knows its file: the inode number and the
+// device of its superblock (the kernel's dev_t, MKDEV(major, minor), not
+// stat's st_dev encoding; Go: common.KernelDev).
+struct exec_key {
+	__u64 ino;
+	__u32 dev;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FILTER_MAX_EXECS);
+	__type(key, struct exec_key);
+	__type(value, __u8);
+} exec_allow SEC(".maps");
 
 static __always_inline struct filter_cfg *filter_config_get(void)
 {
@@ -119,6 +146,29 @@ static __always_inline bool selected_tgid(__u32 tgid, const char *comm)
 static __always_inline bool selected(void)
 {
 	return selected_tgid(bpf_get_current_pid_tgid() >> 32, NULL);
+}
+
+// filter_exec applies exec_allow to process p, which has just exec'd the
+// file of bprm (tp_btf/sched_process_exec; BTF pointers): a match allows
+// it (PID_EXEC, unless it is allowed otherwise already), and undoes an
+// earlier BlockPID of its pid (a pid that a released process had, reused);
+// another file ends an allowance that an earlier exec gave.
+static __always_inline void filter_exec(struct task_struct *p, struct linux_binprm *bprm)
+{
+	if (!(filter_flags() & FILTER_EXEC))
+		return;
+	__u32 tgid = p->tgid;
+	struct inode *ino = bprm->file->f_inode;
+	struct exec_key k = {.ino = ino->i_ino, .dev = ino->i_sb->s_dev};
+	if (bpf_map_lookup_elem(&exec_allow, &k)) {
+		__u8 v = PID_EXEC;
+		bpf_map_delete_elem(&pid_block, &tgid);
+		bpf_map_update_elem(&pid_allow, &tgid, &v, BPF_NOEXIST);
+		return;
+	}
+	__u8 *v = bpf_map_lookup_elem(&pid_allow, &tgid);
+	if (v && *v == PID_EXEC)
+		bpf_map_delete_elem(&pid_allow, &tgid);
 }
 
 // ---- emit helpers -------------------------------------------------------

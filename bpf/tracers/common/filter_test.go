@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ebpfrec/ebpfrec/bpf/tracers"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers/common"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers/exec"
@@ -187,4 +189,174 @@ func TestFollowChildrenOf(t *testing.T) {
 	if evs[0].PID() != c.PID || f.Allowed(self) {
 		t.Fatalf("first exec by %d (child %d); test process allowed: %v", evs[0].PID(), c.PID, f.Allowed(self))
 	}
+}
+
+// TestKernelDev: stat's st_dev (the kernel's new_encode_dev) becomes the
+// kernel's MKDEV(major, minor), minors past 8 bits and majors past 8 bits
+// included.
+func TestKernelDev(t *testing.T) {
+	for _, c := range []struct{ major, minor uint32 }{{8, 1}, {254, 0}, {0, 37}, {0x123, 0x45678}, {0xfff, 0xfffff}} {
+		st := unix.Mkdev(c.major, c.minor)
+		if got, want := common.KernelDev(st), c.major<<20|c.minor; got != want {
+			t.Errorf("KernelDev(%#x) (major %#x, minor %#x) = %#x, want %#x", st, c.major, c.minor, got, want)
+		}
+	}
+	if got := common.KernelDev(0x45612378); got != 0x12345678 {
+		t.Errorf("KernelDev(0x45612378) = %#x, want 0x12345678", got)
+	}
+}
+
+// TestAllowExec: with an executable allowed, exactly the processes that
+// exec that file are selected, from their exec on (the exec tracer, which
+// runs on the same tracepoint, reports their exec); a process that then
+// execs another file is not selected any more (its second exec is not
+// reported), and each leaves the allow list once freed. A copy of the
+// same program at another path is another file, not selected.
+func TestAllowExec(t *testing.T) {
+	f := tracertest.NewFilter(t)
+	tr := tracertest.Load(t, exec.Name, tracers.Options{Filter: f})
+	rd := tracertest.NewReader(t, tr, exec.StreamExec)
+	dir := t.TempDir()
+	cp := func(src, name string) string { return copyFile(t, src, filepath.Join(dir, name)) }
+	bash, err := osexec.LookPath("bash") // not a busybox sh, which a copy's name would not name an applet
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed, other, sh := cp("/bin/true", "allowed"), cp("/bin/true", "other"), cp(bash, "allowedsh")
+	if err := f.AllowExec(allowed); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AllowExec(sh); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AllowExec(filepath.Join(dir, "missing")); err == nil {
+		t.Error("AllowExec of a missing file: no error")
+	}
+	if f.Flags()&(common.FlagExec|common.FlagPIDAllow) != common.FlagExec|common.FlagPIDAllow {
+		t.Fatalf("flags %b", f.Flags())
+	}
+	c := tracertest.Start(t, "run", allowed, other, allowed)
+	c.Run(t)
+	// allowedsh (bash) execs other in place: its pid execs another file.
+	shc := osexec.Command(sh, "-c", "exec "+other)
+	if err := shc.Run(); err != nil {
+		t.Fatal(err)
+	}
+	evs := rd.Drain(t)
+	var got []string
+	pids := map[uint32]bool{}
+	for _, ev := range evs {
+		e := ev.(*exec.Event)
+		got = append(got, e.Filename)
+		pids[e.Pid] = true
+		if e.Pid == c.PID {
+			t.Errorf("exec of the unselected parent reported: %+v", e)
+		}
+	}
+	want := []string{allowed, allowed, sh}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+		t.Fatalf("exec events %q, want %q", got, want)
+	}
+	if len(pids) != 3 || !pids[uint32(shc.Process.Pid)] {
+		t.Fatalf("exec events of pids %v, want 3 distinct, with the shell %d", pids, shc.Process.Pid)
+	}
+	// sched_process_free runs after an RCU grace period: wait for it.
+	deadline := time.Now().Add(10 * time.Second)
+	for pid := range pids {
+		for f.Allowed(pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("pid %d still allowed after it was freed", pid)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// TestAllowPIDKeepsKernelAllowance: a process the kernel allowed from its
+// exec of an allowed executable keeps that allowance, and its lifetime,
+// when user space allows it too (as ProcessTracer.Instrument does) and
+// when user space forgets it (as Release does): its exec of another file
+// still ends it, so that file's exec is not reported and the pid is free
+// for reuse. AllowPID overwrote the kernel's value, and the process
+// stayed selected after it exec'd another file (found by a review).
+func TestAllowPIDKeepsKernelAllowance(t *testing.T) {
+	f := tracertest.NewFilter(t)
+	tr := tracertest.Load(t, exec.Name, tracers.Options{Filter: f})
+	rd := tracertest.NewReader(t, tr, exec.StreamExec)
+	dir := t.TempDir()
+	bash, err := osexec.LookPath("bash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := func(src, name string) string { return copyFile(t, src, filepath.Join(dir, name)) }
+	sh, other := cp(bash, "allowedsh"), cp("/bin/true", "other")
+	if err := f.AllowExec(sh); err != nil {
+		t.Fatal(err)
+	}
+	cmd := osexec.Command(sh, "-c", "read x; exec "+other)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	pid := uint32(cmd.Process.Pid)
+	for i := 0; !f.Allowed(pid); i++ {
+		if i == 1000 {
+			t.Fatal("the shell is not allowed from its exec")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := f.ForgetPID(pid); err != nil {
+		t.Fatal(err)
+	}
+	if !f.Allowed(pid) {
+		t.Fatal("ForgetPID withdrew the kernel's allowance")
+	}
+	if err := f.AllowPID(pid); err != nil {
+		t.Fatal(err)
+	}
+	in.Write([]byte("go\n"))
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range rd.Drain(t) {
+		if e := ev.(*exec.Event); e.Filename == other {
+			t.Errorf("the exec of another file by a process allowed from its exec was reported: %+v", e)
+		}
+	}
+	// And a pid allowed by AllowPID alone is forgotten by ForgetPID,
+	// without being blocked.
+	const made = 4000001
+	if err := f.AllowPID(made); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ForgetPID(made); err != nil {
+		t.Fatal(err)
+	}
+	if f.Allowed(made) {
+		t.Error("ForgetPID left AllowPID's allowance")
+	}
+	if err := f.AllowComm("reused"); err != nil {
+		t.Fatal(err)
+	}
+	if !f.Selected(made, "reused") {
+		t.Error("a forgotten pid is not selected by its comm: it was blocked")
+	}
+}
+
+// copyFile copies the file src to an executable file dst: another file,
+// with the same contents.
+func copyFile(t *testing.T, src, dst string) string {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dst
 }

@@ -1,6 +1,7 @@
 //go:build ignore
 
-// follow: the process-tree follower of `ebpfrec record -- COMMAND`. Loaded
+// follow: the process-tree follower of `ebpfrec record -- COMMAND`, and the
+// exec program of the executable allow-list (filter.h: filter_exec). Loaded
 // once per recording with the shared filter maps (MapReplacements), it
 // allows every new process whose parent is allowed, and forgets followed
 // processes once they are freed (after every tracer saw their exit), so a
@@ -49,16 +50,28 @@ int BPF_PROG(follow_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
+// The processes that the filter allowed by itself (followed, or running
+// an executable of exec_allow) are forgotten once freed.
 SEC("tp_btf/sched_process_free")
 int BPF_PROG(follow_free, struct task_struct *p)
 {
-	if (!(filter_flags() & FILTER_FOLLOW))
+	if (!(filter_flags() & (FILTER_FOLLOW | FILTER_EXEC)))
 		return 0;
 	if (p->pid != p->tgid) // only the thread group leader ends the process
 		return 0;
 	__u32 tgid = p->tgid;
 	__u8 *v = bpf_map_lookup_elem(&pid_allow, &tgid);
-	if (v && *v == PID_FOLLOWED)
+	if (v && (*v == PID_FOLLOWED || *v == PID_EXEC))
 		bpf_map_delete_elem(&pid_allow, &tgid);
+	return 0;
+}
+
+// Execs of the executables of exec_allow, in recordings where no tracer
+// of sched_process_exec calls filter_exec itself (no proc stream, no exec
+// tracer): the uprobes of user-space tracers need the process selected.
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(follow_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	filter_exec(p, bprm);
 	return 0;
 }

@@ -18,6 +18,13 @@ type followCommKey struct {
 	Comm [16]int8
 }
 
+type followExecKey struct {
+	_   structs.HostLayout
+	Ino uint64
+	Dev uint32
+	Pad uint32
+}
+
 type followFilterCfg struct {
 	_     structs.HostLayout
 	Flags uint32
@@ -29,11 +36,13 @@ type followFilterCfg struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	followMapCommAllow     = "comm_allow"
+	followMapExecAllow     = "exec_allow"
 	followMapFilterConfig  = "filter_config"
 	followMapFollowCount   = "follow_count"
 	followMapFollowParents = "follow_parents"
 	followMapPidAllow      = "pid_allow"
 	followMapPidBlock      = "pid_block"
+	followProgFollowExec   = "follow_exec"
 	followProgFollowFork   = "follow_fork"
 	followProgFollowFree   = "follow_free"
 	followVarWakeupEvery   = "wakeup_every"
@@ -81,6 +90,7 @@ type followSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type followProgramSpecs struct {
+	FollowExec *ebpf.ProgramSpec `ebpf:"follow_exec"`
 	FollowFork *ebpf.ProgramSpec `ebpf:"follow_fork"`
 	FollowFree *ebpf.ProgramSpec `ebpf:"follow_free"`
 }
@@ -90,6 +100,7 @@ type followProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type followMapSpecs struct {
 	CommAllow     *ebpf.MapSpec `ebpf:"comm_allow"`
+	ExecAllow     *ebpf.MapSpec `ebpf:"exec_allow"`
 	FilterConfig  *ebpf.MapSpec `ebpf:"filter_config"`
 	FollowCount   *ebpf.MapSpec `ebpf:"follow_count"`
 	FollowParents *ebpf.MapSpec `ebpf:"follow_parents"`
@@ -125,6 +136,7 @@ func (o *followObjects) Close() error {
 // It can be passed to loadFollowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type followMaps struct {
 	CommAllow     *ebpf.Map `ebpf:"comm_allow"`
+	ExecAllow     *ebpf.Map `ebpf:"exec_allow"`
 	FilterConfig  *ebpf.Map `ebpf:"filter_config"`
 	FollowCount   *ebpf.Map `ebpf:"follow_count"`
 	FollowParents *ebpf.Map `ebpf:"follow_parents"`
@@ -135,6 +147,7 @@ type followMaps struct {
 func (m *followMaps) Close() error {
 	return _FollowClose(
 		m.CommAllow,
+		m.ExecAllow,
 		m.FilterConfig,
 		m.FollowCount,
 		m.FollowParents,
@@ -154,12 +167,14 @@ type followVariables struct {
 //
 // It can be passed to loadFollowObjects or ebpf.CollectionSpec.LoadAndAssign.
 type followPrograms struct {
+	FollowExec *ebpf.Program `ebpf:"follow_exec"`
 	FollowFork *ebpf.Program `ebpf:"follow_fork"`
 	FollowFree *ebpf.Program `ebpf:"follow_free"`
 }
 
 func (p *followPrograms) Close() error {
 	return _FollowClose(
+		p.FollowExec,
 		p.FollowFork,
 		p.FollowFree,
 	)

@@ -11,7 +11,8 @@ import (
 const Name = "exec"
 
 // EventType names the layout of the tracer's events in recordings (see
-// tracers.Stream.EventType): rename it when Event changes.
+// tracers.Stream.EventType): rename it only for a change of the layout that
+// its size does not tell (Decode reads the earlier layouts by size).
 const EventType = "exec.Event"
 
 // Stream names and maps.
@@ -45,6 +46,7 @@ func New(opts tracers.Options) *Tracer {
 		DropCounter:    MapDrops,
 		EmittedCounter: MapEmitted,
 		EventType:      EventType,
+		Struct:         "exec_event",
 		Event:          &Event{},
 		Decode:         tracers.Decoder(Decode),
 	}})

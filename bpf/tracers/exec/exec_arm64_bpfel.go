@@ -30,6 +30,15 @@ type bpfExecEvent struct {
 	FilenameTrunc uint32
 	ArgsLen       uint32
 	Args          [256]int8
+	Cpu           uint32
+	Pad           uint32
+}
+
+type bpfExecKey struct {
+	_   structs.HostLayout
+	Ino uint64
+	Dev uint32
+	Pad uint32
 }
 
 type bpfFilterCfg struct {
@@ -43,6 +52,7 @@ type bpfFilterCfg struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	bpfMapCommAllow             = "comm_allow"
+	bpfMapExecAllow             = "exec_allow"
 	bpfMapExecDrops             = "exec_drops"
 	bpfMapExecEmitted           = "exec_emitted"
 	bpfMapExecEvents            = "exec_events"
@@ -104,6 +114,7 @@ type bpfProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfMapSpecs struct {
 	CommAllow    *ebpf.MapSpec `ebpf:"comm_allow"`
+	ExecAllow    *ebpf.MapSpec `ebpf:"exec_allow"`
 	ExecDrops    *ebpf.MapSpec `ebpf:"exec_drops"`
 	ExecEmitted  *ebpf.MapSpec `ebpf:"exec_emitted"`
 	ExecEvents   *ebpf.MapSpec `ebpf:"exec_events"`
@@ -141,6 +152,7 @@ func (o *bpfObjects) Close() error {
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfMaps struct {
 	CommAllow    *ebpf.Map `ebpf:"comm_allow"`
+	ExecAllow    *ebpf.Map `ebpf:"exec_allow"`
 	ExecDrops    *ebpf.Map `ebpf:"exec_drops"`
 	ExecEmitted  *ebpf.Map `ebpf:"exec_emitted"`
 	ExecEvents   *ebpf.Map `ebpf:"exec_events"`
@@ -152,6 +164,7 @@ type bpfMaps struct {
 func (m *bpfMaps) Close() error {
 	return _BpfClose(
 		m.CommAllow,
+		m.ExecAllow,
 		m.ExecDrops,
 		m.ExecEmitted,
 		m.ExecEvents,

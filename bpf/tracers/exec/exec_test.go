@@ -8,6 +8,7 @@ import (
 	osexec "os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"testing"
 	"unsafe"
@@ -139,16 +140,37 @@ func TestDecode(t *testing.T) {
 	copy(raw[40:], "/bin/ls\x00")
 	ne(300, 10, 4)
 	copy(raw[304:], "ls\x00-l\x00/tmp\x00")
+	ne(560, 1, 4)
 	var e exec.Event
 	if err := exec.Decode(raw, &e); err != nil {
 		t.Fatal(err)
 	}
 	want := exec.Event{KtimeNs: 123456789, Pid: 42, Ppid: 1, UID: 1000, OldPid: 42, Command: "ls", Filename: "/bin/ls",
-		Args: []string{"ls", "-l", "/tmp"}}
+		Args: []string{"ls", "-l", "/tmp"}, CPU: 1}
 	if !reflect.DeepEqual(e, want) {
 		t.Fatalf("got %+v want %+v", e, want)
 	}
-	if got := string(e.AppendText(nil)); got != `filename=/bin/ls args="ls -l /tmp" ppid=1 uid=1000` {
+	// Earlier layouts: before cpu (560 bytes), the same with the CPU
+	// unknown; v1 (304 bytes, before the arguments, with 4 bytes of padding
+	// where args_len is now), without arguments too.
+	var old exec.Event
+	want.CPU = tracers.UnknownCPU
+	if err := exec.Decode(raw[:560], &old); err != nil || !reflect.DeepEqual(old, want) {
+		t.Fatalf("560-byte layout: got %+v, %v; want %+v", old, err, want)
+	}
+	want.Args = nil
+	if err := exec.Decode(raw[:304], &old); err != nil || !reflect.DeepEqual(old, want) {
+		t.Fatalf("304-byte layout: got %+v, %v; want %+v", old, err, want)
+	}
+	for n := range exec.EventSize {
+		if slices.Contains(exec.LayoutSizes, n) {
+			continue
+		}
+		if err := exec.Decode(raw[:n], &old); err == nil {
+			t.Fatalf("decoded %d bytes", n)
+		}
+	}
+	if got := string(e.AppendText(nil)); got != `filename=/bin/ls args=[ls -l /tmp] ppid=1 uid=1000` {
 		t.Fatalf("text %q", got)
 	}
 	// Arguments longer than the buffer: the last one is cut.
@@ -181,6 +203,9 @@ func TestDecode(t *testing.T) {
 func FuzzDecodeExec(f *testing.F) {
 	f.Add(make([]byte, exec.EventSize))
 	f.Add([]byte{1, 2, 3})
+	for _, n := range exec.LayoutSizes[1:] { // earlier layouts
+		f.Add(make([]byte, n))
+	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var e exec.Event
 		if err := exec.Decode(raw, &e); err == nil {

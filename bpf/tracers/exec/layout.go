@@ -10,7 +10,8 @@ func init() {
 	var e bpfExecEvent
 	if unsafe.Offsetof(e.Comm) != offComm || unsafe.Offsetof(e.Filename) != offFilename ||
 		unsafe.Offsetof(e.FilenameTrunc) != offFilenameTrunc || unsafe.Offsetof(e.OldPid) != offOldPID ||
-		unsafe.Offsetof(e.ArgsLen) != offArgsLen || unsafe.Offsetof(e.Args) != offArgs {
+		unsafe.Offsetof(e.ArgsLen) != offArgsLen || unsafe.Offsetof(e.Args) != offArgs ||
+		unsafe.Offsetof(e.Cpu) != offCPU || unsafe.Sizeof(e) != EventSize {
 		panic("exec: decoder offsets do not match struct exec_event")
 	}
 }

@@ -57,7 +57,7 @@ func (e *Event) PID() uint32 { return e.Pid }
 // Comm returns the command name.
 func (e *Event) Comm() string { return e.Command }
 
-// AppendText appends "code=... [signal=...] ppid=... lifetime_ns=...".
+// AppendText appends "exit_code=... | signal=... ppid=... lifetime=1.5s".
 func (e *Event) AppendText(dst []byte) []byte {
 	if e.Signal != 0 {
 		dst = tracers.AppendUint(dst, "signal", uint64(e.Signal))
@@ -68,7 +68,7 @@ func (e *Event) AppendText(dst []byte) []byte {
 		dst = tracers.AppendUint(dst, "exit_code", uint64(e.ExitCode))
 	}
 	dst = tracers.AppendUint(dst, "ppid", uint64(e.Ppid))
-	return tracers.AppendUint(dst, "lifetime_ns", e.LifetimeNs)
+	return tracers.AppendDuration(dst, "lifetime", e.LifetimeNs)
 }
 
 // Decode decodes a raw struct exit_event into ev. It accepts trailing

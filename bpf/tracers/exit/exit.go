@@ -48,6 +48,7 @@ func New(opts tracers.Options) *Tracer {
 		DropCounter:    MapDrops,
 		EmittedCounter: MapEmitted,
 		EventType:      EventType,
+		Struct:         "exit_event",
 		Event:          &Event{},
 		Decode:         tracers.Decoder(Decode),
 	}})

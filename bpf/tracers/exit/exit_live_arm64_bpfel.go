@@ -18,6 +18,13 @@ type bpfLiveCommKey struct {
 	Comm [16]int8
 }
 
+type bpfLiveExecKey struct {
+	_   structs.HostLayout
+	Ino uint64
+	Dev uint32
+	Pad uint32
+}
+
 type bpfLiveExitKey struct {
 	_         structs.HostLayout
 	Tgid      uint32
@@ -36,6 +43,7 @@ type bpfLiveFilterCfg struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	bpfLiveMapCommAllow             = "comm_allow"
+	bpfLiveMapExecAllow             = "exec_allow"
 	bpfLiveMapExitDrops             = "exit_drops"
 	bpfLiveMapExitEmitted           = "exit_emitted"
 	bpfLiveMapExitEvents            = "exit_events"
@@ -98,6 +106,7 @@ type bpfLiveProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfLiveMapSpecs struct {
 	CommAllow    *ebpf.MapSpec `ebpf:"comm_allow"`
+	ExecAllow    *ebpf.MapSpec `ebpf:"exec_allow"`
 	ExitDrops    *ebpf.MapSpec `ebpf:"exit_drops"`
 	ExitEmitted  *ebpf.MapSpec `ebpf:"exit_emitted"`
 	ExitEvents   *ebpf.MapSpec `ebpf:"exit_events"`
@@ -136,6 +145,7 @@ func (o *bpfLiveObjects) Close() error {
 // It can be passed to loadBpfLiveObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfLiveMaps struct {
 	CommAllow    *ebpf.Map `ebpf:"comm_allow"`
+	ExecAllow    *ebpf.Map `ebpf:"exec_allow"`
 	ExitDrops    *ebpf.Map `ebpf:"exit_drops"`
 	ExitEmitted  *ebpf.Map `ebpf:"exit_emitted"`
 	ExitEvents   *ebpf.Map `ebpf:"exit_events"`
@@ -148,6 +158,7 @@ type bpfLiveMaps struct {
 func (m *bpfLiveMaps) Close() error {
 	return _BpfLiveClose(
 		m.CommAllow,
+		m.ExecAllow,
 		m.ExitDrops,
 		m.ExitEmitted,
 		m.ExitEvents,

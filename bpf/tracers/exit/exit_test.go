@@ -236,7 +236,7 @@ func TestDecode(t *testing.T) {
 	if e != want {
 		t.Fatalf("got %+v want %+v", e, want)
 	}
-	if got := string(e.AppendText(nil)); got != "signal=11 core=dumped ppid=1 lifetime_ns=1500" {
+	if got := string(e.AppendText(nil)); got != "signal=11 core=dumped ppid=1 lifetime=1.5µs" {
 		t.Fatalf("text %q", got)
 	}
 	for n := range exit.EventSize {

@@ -18,6 +18,13 @@ type bpfCommKey struct {
 	Comm [16]int8
 }
 
+type bpfExecKey struct {
+	_   structs.HostLayout
+	Ino uint64
+	Dev uint32
+	Pad uint32
+}
+
 type bpfExitEvent struct {
 	_          structs.HostLayout
 	KtimeNs    uint64
@@ -40,6 +47,7 @@ type bpfFilterCfg struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	bpfMapCommAllow             = "comm_allow"
+	bpfMapExecAllow             = "exec_allow"
 	bpfMapExitDrops             = "exit_drops"
 	bpfMapExitEmitted           = "exit_emitted"
 	bpfMapExitEvents            = "exit_events"
@@ -101,6 +109,7 @@ type bpfProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfMapSpecs struct {
 	CommAllow    *ebpf.MapSpec `ebpf:"comm_allow"`
+	ExecAllow    *ebpf.MapSpec `ebpf:"exec_allow"`
 	ExitDrops    *ebpf.MapSpec `ebpf:"exit_drops"`
 	ExitEmitted  *ebpf.MapSpec `ebpf:"exit_emitted"`
 	ExitEvents   *ebpf.MapSpec `ebpf:"exit_events"`
@@ -138,6 +147,7 @@ func (o *bpfObjects) Close() error {
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfMaps struct {
 	CommAllow    *ebpf.Map `ebpf:"comm_allow"`
+	ExecAllow    *ebpf.Map `ebpf:"exec_allow"`
 	ExitDrops    *ebpf.Map `ebpf:"exit_drops"`
 	ExitEmitted  *ebpf.Map `ebpf:"exit_emitted"`
 	ExitEvents   *ebpf.Map `ebpf:"exit_events"`
@@ -149,6 +159,7 @@ type bpfMaps struct {
 func (m *bpfMaps) Close() error {
 	return _BpfClose(
 		m.CommAllow,
+		m.ExecAllow,
 		m.ExitDrops,
 		m.ExitEmitted,
 		m.ExitEvents,

@@ -1,6 +1,7 @@
 package open
 
 import (
+	"encoding/json"
 	"fmt"
 	"syscall"
 	"unsafe"
@@ -22,8 +23,13 @@ const (
 	offNR      = 44
 	offComm    = 48
 	offPath    = 64
+	offCPU     = 320
 	// EventSize is the size of struct open_event.
-	EventSize = 320
+	EventSize = 328
+
+	// sizeNoCPU is the earlier layout (before cpu), which Decode still
+	// reads: the current one cut short, its CPU unknown.
+	sizeNoCPU = 320
 
 	commLen = 16
 	pathLen = 256
@@ -32,7 +38,8 @@ const (
 func init() {
 	var e bpfOpenEvent
 	if unsafe.Sizeof(e) != EventSize || unsafe.Offsetof(e.Flags) != offFlags || unsafe.Offsetof(e.Ret) != offRet ||
-		unsafe.Offsetof(e.Nr) != offNR || unsafe.Offsetof(e.Comm) != offComm || unsafe.Offsetof(e.Path) != offPath {
+		unsafe.Offsetof(e.Nr) != offNR || unsafe.Offsetof(e.Comm) != offComm || unsafe.Offsetof(e.Path) != offPath ||
+		unsafe.Offsetof(e.Cpu) != offCPU {
 		panic("open: decoder offsets do not match struct open_event")
 	}
 }
@@ -50,18 +57,24 @@ const AtFDCWD = -100
 
 // Event is one file open.
 type Event struct {
-	KtimeNs   uint64 `json:"ktime_ns" parquet:"ktime_ns" doc:"bpf_ktime_get_ns() at syscall entry (CLOCK_MONOTONIC)"`
-	LatencyNs uint64 `json:"latency_ns" parquet:"latency_ns" doc:"syscall duration, ns"`
-	Pid       uint32 `json:"pid" parquet:"pid" doc:"process id (tgid)"`
-	Tid       uint32 `json:"tid" parquet:"tid" doc:"thread id"`
-	Command   string `json:"comm" parquet:"comm" doc:"command name"`
-	Syscall   string `json:"syscall" parquet:"syscall" doc:"open, creat, openat or openat2"`
-	Path      string `json:"path" parquet:"path" doc:"the path as given (at most 255 bytes; empty if unreadable)"`
-	Dfd       int32  `json:"dfd" parquet:"dfd" doc:"directory fd of a relative path (-100: working directory)"`
-	Flags     uint64 `json:"flags" parquet:"flags" doc:"open flags (O_*)"`
-	Mode      uint32 `json:"mode" parquet:"mode" doc:"creation mode"`
-	Ret       int32  `json:"ret" parquet:"ret" doc:"the new file descriptor, or -errno"`
+	KtimeNs   uint64      `json:"ktime_ns" parquet:"ktime_ns" doc:"bpf_ktime_get_ns() at syscall entry (CLOCK_MONOTONIC)"`
+	LatencyNs uint64      `json:"latency_ns" parquet:"latency_ns" doc:"syscall duration, ns"`
+	Pid       uint32      `json:"pid" parquet:"pid" doc:"process id (tgid)"`
+	Tid       uint32      `json:"tid" parquet:"tid" doc:"thread id"`
+	Command   string      `json:"comm" parquet:"comm" doc:"command name"`
+	Syscall   string      `json:"syscall" parquet:"syscall" doc:"open, creat, openat or openat2"`
+	Path      string      `json:"path" parquet:"path" doc:"the path as given (at most 255 bytes; empty if unreadable)"`
+	Dfd       int32       `json:"dfd" parquet:"dfd" doc:"directory fd of a relative path (-100: working directory)"`
+	Flags     uint64      `json:"flags" parquet:"flags" doc:"open flags (O_*)"`
+	Mode      uint32      `json:"mode" parquet:"mode" doc:"creation mode"`
+	Ret       int32       `json:"ret" parquet:"ret" doc:"the new file descriptor, or -errno"`
+	CPU       tracers.CPU `json:"cpu" parquet:"cpu" doc:"CPU at the syscall's exit (null in recordings made before events carried it)"`
 }
+
+// LayoutSizes lists the sizes of every layout of struct open_event that
+// Decode reads, the current one (EventSize) first: a raw event is read by
+// the layout of its size (anything longer than EventSize as EventSize).
+var LayoutSizes = []int{EventSize, sizeNoCPU}
 
 // Tracer returns "open".
 func (e *Event) Tracer() string { return Name }
@@ -74,6 +87,19 @@ func (e *Event) PID() uint32 { return e.Pid }
 
 // Comm returns the command name.
 func (e *Event) Comm() string { return e.Command }
+
+// MarshalJSON writes the event's fields and "errno", the name of the
+// error of a failed open (tracers.ErrnoName), null on success.
+func (e *Event) MarshalJSON() ([]byte, error) {
+	type fields Event // without this method
+	return json.Marshal(struct {
+		*fields
+		Errno *string `json:"errno"`
+	}{(*fields)(e), tracers.ErrnoPtr(int64(e.Ret))})
+}
+
+// EventCPU returns the CPU, -1 if unknown (tracers.CPUEvent).
+func (e *Event) EventCPU() int { return int(e.CPU) }
 
 // Errno returns the error of a failed open, 0 on success.
 func (e *Event) Errno() syscall.Errno {
@@ -120,7 +146,8 @@ func AppendFlags(dst []byte, flags uint64) []byte {
 	return dst
 }
 
-// AppendText appends "path=... flags=... ret=..." and more.
+// AppendText appends "syscall=... path=... flags=... ret=-2 (ENOENT)
+// latency=1.2µs" and more.
 func (e *Event) AppendText(dst []byte) []byte {
 	dst = tracers.AppendStr(dst, "syscall", e.Syscall)
 	dst = tracers.AppendStr(dst, "path", e.Path)
@@ -131,11 +158,8 @@ func (e *Event) AppendText(dst []byte) []byte {
 	if e.Flags&(syscall.O_CREAT|0o20000000) != 0 {
 		dst = fmt.Appendf(append(dst, ' '), "mode=0%o", e.Mode)
 	}
-	dst = tracers.AppendInt(dst, "ret", int64(e.Ret))
-	if errno := e.Errno(); errno != 0 {
-		dst = tracers.AppendStr(dst, "err", errno.Error())
-	}
-	return tracers.AppendUint(dst, "latency_ns", e.LatencyNs)
+	dst = tracers.AppendRet(dst, "ret", int64(e.Ret))
+	return tracers.AppendDuration(dst, "latency", e.LatencyNs)
 }
 
 // SyscallName names a syscall number of the openat family.
@@ -153,12 +177,19 @@ func SyscallName(nr uint32) string {
 	return "syscall_" + fmt.Sprint(nr)
 }
 
-// Decode decodes a raw struct open_event into ev. It accepts trailing
-// bytes and never panics.
+// Decode decodes a raw struct open_event into ev, of the current layout or
+// an earlier one (LayoutSizes). It accepts trailing bytes after the current
+// layout and never panics.
 func Decode(raw []byte, ev *Event) error {
-	if len(raw) < EventSize {
+	switch n := len(raw); {
+	case n >= EventSize:
+		cpu, _ := bpf.ReadU32(raw, offCPU)
+		ev.CPU = tracers.CPU(cpu)
+	case n == sizeNoCPU:
+		ev.CPU = tracers.UnknownCPU
+	default:
 		_, err := bpf.ReadBytes(raw, 0, EventSize)
-		return fmt.Errorf("open event: %w", err)
+		return fmt.Errorf("open event: %d bytes, not of a known layout (%d or %d bytes): %w", n, EventSize, sizeNoCPU, err)
 	}
 	ev.KtimeNs, _ = bpf.ReadU64(raw, offKtime)
 	ev.LatencyNs, _ = bpf.ReadU64(raw, offLatency)

@@ -27,6 +27,7 @@ char LICENSE[] SEC("license") = "GPL";
 struct open_start {
 	__u64 ktime_ns;
 	__u64 flags;
+	__u64 upath; // the user's path, read again at exit if unread at entry
 	__u32 mode;
 	__s32 dfd;
 	__u32 nr;
@@ -34,10 +35,12 @@ struct open_start {
 	char path[PATH_LEN];
 };
 
-// Layout (host byte order), 320 bytes:
+// Layout (host byte order), 328 bytes:
 //   0 ktime_ns u64 (entry), 8 latency_ns u64, 16 flags u64, 24 pid u32,
 //   28 tid u32, 32 ret s32, 36 dfd s32, 40 mode u32, 44 nr u32,
-//   48 comm[16], 64 path[256]
+//   48 comm[16], 64 path[256], 320 cpu u32, 324 pad u32
+// Earlier layout (the Go decoder reads it by size): 320 bytes (no cpu).
+// New fields go at the end.
 struct open_event {
 	__u64 ktime_ns;
 	__u64 latency_ns;
@@ -50,6 +53,8 @@ struct open_event {
 	__u32 nr; // syscall number
 	char comm[16];
 	char path[PATH_LEN]; // NUL-terminated; "" if unreadable
+	__u32 cpu;           // bpf_get_smp_processor_id() at exit
+	__u32 _pad;
 };
 
 const struct open_event *unused_open_event __attribute__((unused));
@@ -79,6 +84,7 @@ static __always_inline int enter(__u32 nr, long dfd, const char *path, __u64 fla
 	s.mode = mode;
 	s.dfd = (__s32)dfd;
 	s.nr = nr;
+	s.upath = (__u64)path;
 	long n = bpf_probe_read_user_str(s.path, sizeof(s.path), path);
 	s.path_len = n > 0 ? n : 0;
 	if (n <= 0)
@@ -138,8 +144,18 @@ static __always_inline int leave(long ret)
 	e->dfd = s->dfd;
 	e->mode = s->mode;
 	e->nr = s->nr;
+	e->cpu = bpf_get_smp_processor_id();
+	e->_pad = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	__builtin_memcpy(e->path, s->path, PATH_LEN);
+	// The entry's read fails where the string's page is not mapped yet
+	// (typically just after an exec: BPF cannot fault pages in). The
+	// syscall itself has faulted it in by now, so read it again. Only
+	// then: the entry's copy is what the kernel went on to use, which a
+	// read at exit might not be (another thread may have changed it), and
+	// most opens need no second copy.
+	if (s->path_len == 0 && bpf_probe_read_user_str(e->path, PATH_LEN, (const char *)s->upath) <= 0)
+		e->path[0] = 0;
 	bpf_ringbuf_submit(e, rb_flags(n));
 	bpf_map_delete_elem(&open_starts, &id);
 	return 0;

@@ -15,7 +15,8 @@ import (
 const Name = "open"
 
 // EventType names the layout of the tracer's events in recordings (see
-// tracers.Stream.EventType): rename it when Event changes.
+// tracers.Stream.EventType): rename it only for a change of the layout that
+// its size does not tell (Decode reads the earlier layouts by size).
 const EventType = "open.Event"
 
 // Stream name and maps.
@@ -50,6 +51,7 @@ func New(opts tracers.Options) *Tracer {
 		DropCounter:    MapDrops,
 		EmittedCounter: MapEmitted,
 		EventType:      EventType,
+		Struct:         "open_event",
 		Event:          &Event{},
 		Decode:         tracers.Decoder(Decode),
 	}})

@@ -18,6 +18,13 @@ type bpfCommKey struct {
 	Comm [16]int8
 }
 
+type bpfExecKey struct {
+	_   structs.HostLayout
+	Ino uint64
+	Dev uint32
+	Pad uint32
+}
+
 type bpfFilterCfg struct {
 	_     structs.HostLayout
 	Flags uint32
@@ -37,12 +44,15 @@ type bpfOpenEvent struct {
 	Nr        uint32
 	Comm      [16]int8
 	Path      [256]int8
+	Cpu       uint32
+	Pad       uint32
 }
 
 type bpfOpenStart struct {
 	_       structs.HostLayout
 	KtimeNs uint64
 	Flags   uint64
+	Upath   uint64
 	Mode    uint32
 	Dfd     int32
 	Nr      uint32
@@ -55,6 +65,7 @@ type bpfOpenStart struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	bpfMapCommAllow         = "comm_allow"
+	bpfMapExecAllow         = "exec_allow"
 	bpfMapFilterConfig      = "filter_config"
 	bpfMapOpenDrops         = "open_drops"
 	bpfMapOpenEmitted       = "open_emitted"
@@ -131,6 +142,7 @@ type bpfProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfMapSpecs struct {
 	CommAllow    *ebpf.MapSpec `ebpf:"comm_allow"`
+	ExecAllow    *ebpf.MapSpec `ebpf:"exec_allow"`
 	FilterConfig *ebpf.MapSpec `ebpf:"filter_config"`
 	OpenDrops    *ebpf.MapSpec `ebpf:"open_drops"`
 	OpenEmitted  *ebpf.MapSpec `ebpf:"open_emitted"`
@@ -169,6 +181,7 @@ func (o *bpfObjects) Close() error {
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfMaps struct {
 	CommAllow    *ebpf.Map `ebpf:"comm_allow"`
+	ExecAllow    *ebpf.Map `ebpf:"exec_allow"`
 	FilterConfig *ebpf.Map `ebpf:"filter_config"`
 	OpenDrops    *ebpf.Map `ebpf:"open_drops"`
 	OpenEmitted  *ebpf.Map `ebpf:"open_emitted"`
@@ -181,6 +194,7 @@ type bpfMaps struct {
 func (m *bpfMaps) Close() error {
 	return _BpfClose(
 		m.CommAllow,
+		m.ExecAllow,
 		m.FilterConfig,
 		m.OpenDrops,
 		m.OpenEmitted,

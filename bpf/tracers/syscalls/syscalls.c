@@ -3,7 +3,7 @@
 // syscalls: every syscall of the selected processes, with its latency, from
 // the raw tracepoints sys_enter and sys_exit (the start time waits in the
 // thread's task local storage: measured faster than a hash keyed by thread
-// id, and freed with the thread). Built for rate: a 32-byte event, no string copies,
+// id, and freed with the thread). Built for rate: a 40-byte event, no string copies,
 // batched reader wakeups.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -25,14 +25,22 @@ char LICENSE[] SEC("license") = "GPL";
 #define NR_EXECVEAT 322
 #endif
 
-// Layout (host byte order), 32 bytes:
-//   0 ktime_ns u64 (entry), 8 latency_ns u64, 16 ret s64, 24 pid u32, 28 nr u32
+// Layout (host byte order), 40 bytes:
+//   0 ktime_ns u64 (entry), 8 latency_ns u64, 16 ret s64, 24 pid u32,
+//   28 nr u32, 32 cpu u32, 36 pad u32
+// Earlier layout (the Go decoder reads it by size): 32 bytes (no cpu).
+// New fields go at the end. SYS_NO_CPU builds the earlier layout, for the
+// benchmark that measures what the cpu field costs.
 struct sys_event {
 	__u64 ktime_ns;
 	__u64 latency_ns; // 0 for exit and exit_group, which never return
 	__s64 ret;
 	__u32 pid; // tgid
 	__u32 nr;  // syscall number
+#ifndef SYS_NO_CPU
+	__u32 cpu; // bpf_get_smp_processor_id() (at exit)
+	__u32 _pad;
+#endif
 };
 
 const struct sys_event *unused_sys_event __attribute__((unused));
@@ -115,6 +123,10 @@ static __always_inline void emit(__u64 start, __u64 latency, __s64 ret, __u32 pi
 	e->ret = ret;
 	e->pid = pid;
 	e->nr = nr;
+#ifndef SYS_NO_CPU
+	e->cpu = bpf_get_smp_processor_id();
+	e->_pad = 0;
+#endif
 	bpf_ringbuf_submit(e, rb_flags(n));
 }
 

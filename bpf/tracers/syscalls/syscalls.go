@@ -1,6 +1,6 @@
 // Package syscalls is the built-in tracer of every syscall of the selected
 // processes, with its return value and latency, from the raw tracepoints
-// sys_enter and sys_exit. It is the load of ebpfrec's benchmarks: a 32-byte
+// sys_enter and sys_exit. It is the load of ebpfrec's benchmarks: a 40-byte
 // event and batched reader wakeups.
 package syscalls
 
@@ -20,7 +20,8 @@ import (
 const Name = "syscalls"
 
 // EventType names the layout of the tracer's events in recordings (see
-// tracers.Stream.EventType): rename it when Event changes.
+// tracers.Stream.EventType): rename it only for a change of the layout that
+// its size does not tell (Decode reads the earlier layouts by size).
 const EventType = "syscalls.Event"
 
 // Stream name and maps.
@@ -53,6 +54,7 @@ func New(opts tracers.Options) *Tracer {
 		DropCounter:    MapDrops,
 		EmittedCounter: MapEmitted,
 		EventType:      EventType,
+		Struct:         "sys_event",
 		Event:          &Event{},
 		Decode:         tracers.Decoder(Decode),
 	}})
@@ -93,7 +95,7 @@ func (t *Tracer) Name() string { return Name }
 
 // Description says what the tracer records.
 func (t *Tracer) Description() string {
-	return "every syscall of the selected processes: pid, syscall, return value, latency (32-byte events)"
+	return "every syscall of the selected processes: pid, syscall, return value, latency, cpu (40-byte events)"
 }
 
 // AttachPoints lists where the tracer attaches.

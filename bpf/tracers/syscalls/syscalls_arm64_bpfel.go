@@ -18,6 +18,13 @@ type bpfCommKey struct {
 	Comm [16]int8
 }
 
+type bpfExecKey struct {
+	_   structs.HostLayout
+	Ino uint64
+	Dev uint32
+	Pad uint32
+}
+
 type bpfFilterCfg struct {
 	_     structs.HostLayout
 	Flags uint32
@@ -31,6 +38,8 @@ type bpfSysEvent struct {
 	Ret       int64
 	Pid       uint32
 	Nr        uint32
+	Cpu       uint32
+	Pad       uint32
 }
 
 type bpfSysTask struct {
@@ -47,6 +56,7 @@ type bpfSysTask struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	bpfMapCommAllow      = "comm_allow"
+	bpfMapExecAllow      = "exec_allow"
 	bpfMapFilterConfig   = "filter_config"
 	bpfMapPidAllow       = "pid_allow"
 	bpfMapPidBlock       = "pid_block"
@@ -111,6 +121,7 @@ type bpfProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfMapSpecs struct {
 	CommAllow    *ebpf.MapSpec `ebpf:"comm_allow"`
+	ExecAllow    *ebpf.MapSpec `ebpf:"exec_allow"`
 	FilterConfig *ebpf.MapSpec `ebpf:"filter_config"`
 	PidAllow     *ebpf.MapSpec `ebpf:"pid_allow"`
 	PidBlock     *ebpf.MapSpec `ebpf:"pid_block"`
@@ -149,6 +160,7 @@ func (o *bpfObjects) Close() error {
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfMaps struct {
 	CommAllow    *ebpf.Map `ebpf:"comm_allow"`
+	ExecAllow    *ebpf.Map `ebpf:"exec_allow"`
 	FilterConfig *ebpf.Map `ebpf:"filter_config"`
 	PidAllow     *ebpf.Map `ebpf:"pid_allow"`
 	PidBlock     *ebpf.Map `ebpf:"pid_block"`
@@ -161,6 +173,7 @@ type bpfMaps struct {
 func (m *bpfMaps) Close() error {
 	return _BpfClose(
 		m.CommAllow,
+		m.ExecAllow,
 		m.FilterConfig,
 		m.PidAllow,
 		m.PidBlock,

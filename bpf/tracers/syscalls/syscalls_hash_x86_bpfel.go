@@ -18,6 +18,13 @@ type bpfHashCommKey struct {
 	Comm [16]int8
 }
 
+type bpfHashExecKey struct {
+	_   structs.HostLayout
+	Ino uint64
+	Dev uint32
+	Pad uint32
+}
+
 type bpfHashFilterCfg struct {
 	_     structs.HostLayout
 	Flags uint32
@@ -38,6 +45,7 @@ type bpfHashSysTask struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	bpfHashMapCommAllow      = "comm_allow"
+	bpfHashMapExecAllow      = "exec_allow"
 	bpfHashMapFilterConfig   = "filter_config"
 	bpfHashMapPidAllow       = "pid_allow"
 	bpfHashMapPidBlock       = "pid_block"
@@ -102,6 +110,7 @@ type bpfHashProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfHashMapSpecs struct {
 	CommAllow    *ebpf.MapSpec `ebpf:"comm_allow"`
+	ExecAllow    *ebpf.MapSpec `ebpf:"exec_allow"`
 	FilterConfig *ebpf.MapSpec `ebpf:"filter_config"`
 	PidAllow     *ebpf.MapSpec `ebpf:"pid_allow"`
 	PidBlock     *ebpf.MapSpec `ebpf:"pid_block"`
@@ -140,6 +149,7 @@ func (o *bpfHashObjects) Close() error {
 // It can be passed to loadBpfHashObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfHashMaps struct {
 	CommAllow    *ebpf.Map `ebpf:"comm_allow"`
+	ExecAllow    *ebpf.Map `ebpf:"exec_allow"`
 	FilterConfig *ebpf.Map `ebpf:"filter_config"`
 	PidAllow     *ebpf.Map `ebpf:"pid_allow"`
 	PidBlock     *ebpf.Map `ebpf:"pid_block"`
@@ -152,6 +162,7 @@ type bpfHashMaps struct {
 func (m *bpfHashMaps) Close() error {
 	return _BpfHashClose(
 		m.CommAllow,
+		m.ExecAllow,
 		m.FilterConfig,
 		m.PidAllow,
 		m.PidBlock,

@@ -5,6 +5,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -213,15 +214,23 @@ func TestDecode(t *testing.T) {
 	put(16, 0xfffffffffffffff2, 8) // -EFAULT
 	put(24, 99, 4)
 	put(28, 0, 4)
+	put(32, 1, 4)
 	var e syscalls.Event
 	if err := syscalls.Decode(raw, &e); err != nil {
 		t.Fatal(err)
 	}
-	want := syscalls.Event{KtimeNs: 7, LatencyNs: 300, Ret: -14, Pid: 99, Nr: 0, Syscall: "read"}
+	want := syscalls.Event{KtimeNs: 7, LatencyNs: 300, Ret: -14, Pid: 99, Nr: 0, Syscall: "read", CPU: 1}
 	if e != want {
 		t.Fatalf("got %+v want %+v", e, want)
 	}
-	if got := string(e.AppendText(nil)); got != "syscall=read ret=-14 latency_ns=300" {
+	// An event of the earlier layout (before cpu): the same, its CPU unknown.
+	if err := syscalls.Decode(raw[:32], &e); err != nil {
+		t.Fatalf("earlier layout: %v", err)
+	}
+	if want.CPU = tracers.UnknownCPU; e != want {
+		t.Fatalf("earlier layout: got %+v want %+v", e, want)
+	}
+	if got := string(e.AppendText(nil)); got != "syscall=read ret=-14 (EFAULT) latency=300ns" {
 		t.Fatalf("text %q", got)
 	}
 	put(28, 9999, 4)
@@ -229,12 +238,15 @@ func TestDecode(t *testing.T) {
 		t.Fatalf("%v %+v", err, e)
 	}
 	for n := range syscalls.EventSize {
+		if slices.Contains(syscalls.LayoutSizes, n) {
+			continue
+		}
 		if err := syscalls.Decode(raw[:n], &e); err == nil {
 			t.Fatalf("decoded %d bytes", n)
 		}
 	}
 	put(28, 39, 4)
-	if a := testing.AllocsPerRun(100, func() { _ = syscalls.Decode(raw[:32], &e) }); a > 1 {
+	if a := testing.AllocsPerRun(100, func() { _ = syscalls.Decode(raw, &e) }); a > 1 {
 		t.Errorf("Decode allocates %v times", a)
 	}
 }
@@ -252,6 +264,9 @@ func BenchmarkDecode(b *testing.B) {
 func FuzzDecodeSyscalls(f *testing.F) {
 	f.Add(make([]byte, syscalls.EventSize))
 	f.Add([]byte{0xff})
+	for _, n := range syscalls.LayoutSizes[1:] { // earlier layouts
+		f.Add(make([]byte, n))
+	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var e syscalls.Event
 		if err := syscalls.Decode(raw, &e); err == nil {

@@ -24,8 +24,13 @@ const (
 	offSaddr    = 28
 	offDaddr    = 44
 	offComm     = 60
+	offCPU      = 80
 	// EventSize is the size of struct tcp_event.
-	EventSize = 80
+	EventSize = 88
+
+	// sizeNoCPU is the earlier layout (before cpu), which Decode still
+	// reads: the current one cut short, its CPU unknown.
+	sizeNoCPU = 80
 
 	commLen = 16
 )
@@ -33,7 +38,8 @@ const (
 func init() {
 	var e bpfTcpEvent
 	if unsafe.Sizeof(e) != EventSize || unsafe.Offsetof(e.Sport) != offSport || unsafe.Offsetof(e.Oldstate) != offOldstate ||
-		unsafe.Offsetof(e.Saddr) != offSaddr || unsafe.Offsetof(e.Daddr) != offDaddr || unsafe.Offsetof(e.Comm) != offComm {
+		unsafe.Offsetof(e.Saddr) != offSaddr || unsafe.Offsetof(e.Daddr) != offDaddr || unsafe.Offsetof(e.Comm) != offComm ||
+		unsafe.Offsetof(e.Cpu) != offCPU {
 		panic("tcp: decoder offsets do not match struct tcp_event")
 	}
 }
@@ -77,19 +83,20 @@ func StateName(s uint8) string {
 // Event is one TCP state change. Addresses are strings that DuckDB casts to
 // INET ("127.0.0.1", "::1"); SrcAddr and DstAddr give them as netip.
 type Event struct {
-	KtimeNs  uint64 `json:"ktime_ns" parquet:"ktime_ns" doc:"bpf_ktime_get_ns() at the change (CLOCK_MONOTONIC)"`
-	Pid      uint32 `json:"pid" parquet:"pid" doc:"the socket's owner process"`
-	Command  string `json:"comm" parquet:"comm" doc:"the owner's command name"`
-	Socket   uint64 `json:"socket" parquet:"socket" doc:"the socket's kernel address: an id for its lifetime"`
-	Family   string `json:"family" parquet:"family" doc:"ipv4 or ipv6"`
-	Saddr    string `json:"saddr" parquet:"saddr" doc:"local address"`
-	Sport    uint16 `json:"sport" parquet:"sport" doc:"local port"`
-	Daddr    string `json:"daddr" parquet:"daddr" doc:"remote address"`
-	Dport    uint16 `json:"dport" parquet:"dport" doc:"remote port"`
-	OldState string `json:"old_state" parquet:"old_state" doc:"state before, e.g. SYN_SENT"`
-	NewState string `json:"new_state" parquet:"new_state" doc:"state after, e.g. ESTABLISHED"`
-	Old      uint8  `json:"old_state_code" parquet:"old_state_code" doc:"state before, as a number"`
-	New      uint8  `json:"new_state_code" parquet:"new_state_code" doc:"state after, as a number"`
+	KtimeNs  uint64      `json:"ktime_ns" parquet:"ktime_ns" doc:"bpf_ktime_get_ns() at the change (CLOCK_MONOTONIC)"`
+	Pid      uint32      `json:"pid" parquet:"pid" doc:"the socket's owner process; 0 if the tracer could not know it (see the package doc)"`
+	Command  string      `json:"comm" parquet:"comm" doc:"the owner's command name; empty if unknown"`
+	Socket   uint64      `json:"socket,string" parquet:"socket" doc:"the socket's kernel address: an id for its lifetime (a string in JSON: above 2^53)"`
+	Family   string      `json:"family" parquet:"family" doc:"ipv4 or ipv6"`
+	Saddr    string      `json:"saddr" parquet:"saddr" doc:"local address"`
+	Sport    uint16      `json:"sport" parquet:"sport" doc:"local port"`
+	Daddr    string      `json:"daddr" parquet:"daddr" doc:"remote address"`
+	Dport    uint16      `json:"dport" parquet:"dport" doc:"remote port"`
+	OldState string      `json:"old_state" parquet:"old_state" doc:"state before, e.g. SYN_SENT"`
+	NewState string      `json:"new_state" parquet:"new_state" doc:"state after, e.g. ESTABLISHED"`
+	Old      uint8       `json:"old_state_code" parquet:"old_state_code" doc:"state before, as a number"`
+	New      uint8       `json:"new_state_code" parquet:"new_state_code" doc:"state after, as a number"`
+	CPU      tracers.CPU `json:"cpu" parquet:"cpu" doc:"CPU of the change (null in recordings made before events carried it)"`
 }
 
 // Tracer returns "tcp".
@@ -103,6 +110,9 @@ func (e *Event) PID() uint32 { return e.Pid }
 
 // Comm returns the owner's command name.
 func (e *Event) Comm() string { return e.Command }
+
+// EventCPU returns the CPU, -1 if unknown (tracers.CPUEvent).
+func (e *Event) EventCPU() int { return int(e.CPU) }
 
 // SrcAddr returns the local address and port (invalid if Saddr is not an
 // address, e.g. in a zero Event).
@@ -125,12 +135,24 @@ func (e *Event) AppendText(dst []byte) []byte {
 	return tracers.AppendHex(dst, "sk", e.Socket)
 }
 
-// Decode decodes a raw struct tcp_event into ev. It accepts trailing bytes
-// and never panics; an unknown family gives an error.
+// LayoutSizes lists the sizes of every layout of struct tcp_event that
+// Decode reads, the current one (EventSize) first: a raw event is read by
+// the layout of its size (anything longer than EventSize as EventSize).
+var LayoutSizes = []int{EventSize, sizeNoCPU}
+
+// Decode decodes a raw struct tcp_event into ev, of the current layout or
+// an earlier one (LayoutSizes). It accepts trailing bytes after the current
+// layout and never panics; an unknown family gives an error.
 func Decode(raw []byte, ev *Event) error {
-	if len(raw) < EventSize {
+	switch n := len(raw); {
+	case n >= EventSize:
+		cpu, _ := bpf.ReadU32(raw, offCPU)
+		ev.CPU = tracers.CPU(cpu)
+	case n == sizeNoCPU:
+		ev.CPU = tracers.UnknownCPU
+	default:
 		_, err := bpf.ReadBytes(raw, 0, EventSize)
-		return fmt.Errorf("tcp event: %w", err)
+		return fmt.Errorf("tcp event: %d bytes, not of a known layout (%d or %d bytes): %w", n, EventSize, sizeNoCPU, err)
 	}
 	ev.KtimeNs, _ = bpf.ReadU64(raw, offKtime)
 	ev.Socket, _ = bpf.ReadU64(raw, offSkaddr)

@@ -1,8 +1,11 @@
 // Package tcp is the built-in tracer of TCP state changes (IPv4 and IPv6),
 // from the sock/inet_sock_set_state tracepoint. Each socket is attributed
-// to its owner process (the one that connected or listened; for accepted
-// sockets, the listener's process), since many transitions run in softirq
-// context on behalf of no particular process.
+// to its owner process, since many transitions run in softirq context on
+// behalf of no particular process: the one that connected or listened;
+// for an accepted socket, the listener's owner until a process accepts it
+// (sys_exit_accept4), then that process; listeners that existed before
+// the load are found in /proc. An owner that cannot be known is pid 0 and
+// comm "" (see tcp.c).
 package tcp
 
 import (
@@ -14,7 +17,8 @@ import (
 const Name = "tcp"
 
 // EventType names the layout of the tracer's events in recordings (see
-// tracers.Stream.EventType): rename it when Event changes.
+// tracers.Stream.EventType): rename it only for a change of the layout that
+// its size does not tell (Decode reads the earlier layouts by size).
 const EventType = "tcp.Event"
 
 // Stream name and maps.
@@ -47,9 +51,11 @@ func New(opts tracers.Options) *Tracer {
 		DropCounter:    MapDrops,
 		EmittedCounter: MapEmitted,
 		EventType:      EventType,
+		Struct:         "tcp_event",
 		Event:          &Event{},
 		Decode:         tracers.Decoder(Decode),
 	}})
+	t.SetAfterLoad(func() error { return seedListeners(t.objs.TcpListeners) })
 	return t
 }
 
@@ -62,12 +68,20 @@ func (t *Tracer) Description() string {
 }
 
 // AttachPoints lists where the tracer attaches.
-func (t *Tracer) AttachPoints() []string { return []string{"tracepoint/sock/inet_sock_set_state"} }
+func (t *Tracer) AttachPoints() []string {
+	return []string{"tracepoint/sock/inet_sock_set_state", "tracepoint/syscalls/sys_exit_{accept4,accept}"}
+}
 
 // Supported checks that the sock/inet_sock_set_state tracepoint exists.
 func (t *Tracer) Supported() error { return tracers.CheckTracepoint("sock", "inet_sock_set_state") }
 
 // Tracepoints returns the program to attach, keyed "sock/inet_sock_set_state".
 func (t *Tracer) Tracepoints() map[string]bpf.ProbeDesc {
-	return map[string]bpf.ProbeDesc{"sock/inet_sock_set_state": {Required: true, Start: t.objs.TcpSetState}}
+	return map[string]bpf.ProbeDesc{
+		"sock/inet_sock_set_state": {Required: true, Start: t.objs.TcpSetState},
+		// Without them (no syscall tracepoints), an accepted socket stays
+		// its listener's owner's.
+		"syscalls/sys_exit_accept4": {Start: t.objs.TcpExitAccept4},
+		"syscalls/sys_exit_accept":  {Start: t.objs.TcpExitAccept},
+	}
 }

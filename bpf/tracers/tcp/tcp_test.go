@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -18,7 +20,92 @@ import (
 
 func TestMain(m *testing.M) {
 	tracertest.Main(m, map[string]tracertest.Workload{
-		// connects N times to each address, closing each connection
+		// accepts one connection on the listener it got as descriptor 4,
+		// creates file args[0], waits for file args[1], then reads until
+		// the client's FIN and closes
+		"accept-fd": func(args []string) int {
+			ln, err := net.FileListener(os.NewFile(4, "listener"))
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			c, err := ln.Accept()
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			if err := os.WriteFile(args[0], nil, 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			for {
+				if _, err := os.Stat(args[1]); err == nil {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			io.Copy(io.Discard, c)
+			c.Close()
+			return 0
+		},
+		// listens on 127.0.0.1, writes the address to file args[0], then
+		// serves args[1] connections: reads each until the client's FIN,
+		// then closes it
+		"serve": func(args []string) int {
+			n, _ := strconv.Atoi(args[1])
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			if err := os.WriteFile(args[0]+".tmp", []byte(ln.Addr().String()), 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			if err := os.Rename(args[0]+".tmp", args[0]); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			for range n {
+				c, err := ln.Accept()
+				if err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					return 1
+				}
+				io.Copy(io.Discard, c)
+				c.Close()
+			}
+			ln.Close()
+			return 0
+		},
+		// connects to args[0], creates file args[1] once connected, waits
+		// for file args[2], then closes first and waits for the server's
+		// close
+		"hold": func(args []string) int {
+			c, err := net.Dial("tcp", args[0])
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			if err := os.WriteFile(args[1], nil, 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			for {
+				if _, err := os.Stat(args[2]); err == nil {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			c.(*net.TCPConn).CloseWrite()
+			io.Copy(io.Discard, c)
+			c.Close()
+			return 0
+		},
+		// connects N times to each address, closing each connection first
+		// and waiting for the server's close: every transition of its
+		// sockets happens before it exits (after, a filter that follows
+		// processes no longer selects them; seen in a slow VM).
 		"dial": func(args []string) int {
 			n, _ := strconv.Atoi(args[0])
 			for _, a := range args[1:] {
@@ -28,6 +115,8 @@ func TestMain(m *testing.M) {
 						fmt.Fprintln(os.Stderr, err)
 						return 1
 					}
+					c.(*net.TCPConn).CloseWrite()
+					io.Copy(io.Discard, c) // until the server's FIN
 					c.Close()
 				}
 			}
@@ -37,6 +126,13 @@ func TestMain(m *testing.M) {
 }
 
 type transition struct{ old, new uint8 }
+
+// inSyscall says whether a client's transition runs in the process's own
+// system call (connect, close), where no other tracing program can be
+// running on its CPU: the kernel never misses it.
+func inSyscall(tr transition) bool {
+	return tr == transition{tcp.Close, tcp.SynSent} || tr == transition{tcp.Established, tcp.FinWait1}
+}
 
 // The life of a client socket that connects, closes first, and sees the
 // server close.
@@ -107,7 +203,7 @@ func TestTCPKnownWorkload(t *testing.T) {
 		e := ev.(*tcp.Event)
 		t.Log(string(tracers.AppendLine(nil, e)))
 		i, ok := current[e.Socket]
-		if !ok {
+		if !ok || e.Old == tcp.Close && e.New == tcp.SynSent {
 			i = len(lives)
 			lives = append(lives, nil)
 			current[e.Socket] = i
@@ -117,20 +213,34 @@ func TestTCPKnownWorkload(t *testing.T) {
 			delete(current, e.Socket)
 		}
 	}
-	if len(evs) != 2*k*len(clientLife) || len(lives) != 2*k {
+	if len(lives) != 2*k {
 		t.Fatalf("got %d events in %d socket lives, want %d in %d", len(evs), len(lives), 2*k*len(clientLife), 2*k)
 	}
+	// The kernel runs no tracing program on a CPU where one runs already:
+	// a transition in softirq that interrupts the program running for
+	// another socket's (the server's) is missed, before any counter of
+	// ours (the 6.1 VM missed one FIN_WAIT1->FIN_WAIT2 in 40). So a life
+	// may lack transitions that run in softirq, never those the process
+	// makes in its own system calls (connect, close).
+	missed := 0
 	for i, life := range lives {
 		want := netip.MustParseAddrPort(listeners[i/k].Addr().String())
-		if len(life) != len(clientLife) {
-			t.Errorf("connection %d: %d transitions, want %d", i, len(life), len(clientLife))
-			continue
-		}
+		next := 0 // the index in clientLife of the transition expected next
 		for j, e := range life {
-			if (transition{e.Old, e.New}) != clientLife[j] {
-				t.Errorf("connection %d transition %d: %s->%s, want %s->%s", i, j, e.OldState, e.NewState,
-					tcp.StateName(clientLife[j].old), tcp.StateName(clientLife[j].new))
+			got := transition{e.Old, e.New}
+			for next < len(clientLife) && clientLife[next] != got {
+				if inSyscall(clientLife[next]) {
+					t.Errorf("connection %d: %s->%s, which connect or close makes, is missing", i,
+						tcp.StateName(clientLife[next].old), tcp.StateName(clientLife[next].new))
+				}
+				missed++
+				next++
 			}
+			if next == len(clientLife) {
+				t.Errorf("connection %d transition %d: %s->%s, not in a client's life or out of order", i, j, e.OldState, e.NewState)
+				break
+			}
+			next++
 			if e.Pid != child.PID || e.Command != "tcp.test" {
 				t.Errorf("connection %d transition %d: owner %d %q, want %d", i, j, e.Pid, e.Command, child.PID)
 			}
@@ -144,12 +254,298 @@ func TestTCPKnownWorkload(t *testing.T) {
 			if e.Family != wantFamily {
 				t.Errorf("family %s, want %s", e.Family, wantFamily)
 			}
-			if j > 0 && (e.Sport == 0 || e.Sport != life[1].Sport) {
+			if j > 0 && (e.Sport == 0 || e.Sport != life[len(life)-1].Sport) {
 				t.Errorf("connection %d transition %d: source port %d", i, j, e.Sport)
 			}
 		}
+		missed += len(clientLife) - next
+	}
+	if missed+len(evs) != 2*k*len(clientLife) {
+		t.Errorf("%d events and %d transitions missed, want %d in all", len(evs), missed, 2*k*len(clientLife))
+	}
+	if missed > 0 {
+		t.Logf("%d transitions in softirq missed by the kernel (a tracing program already running on the CPU)", missed)
 	}
 	tracertest.CheckAccounting(t, tr, rd, len(evs))
+}
+
+// The life of a server socket accepted from a listener, whose client
+// closes first.
+var serverLife = []transition{
+	{tcp.Listen, tcp.SynRecv},
+	{tcp.SynRecv, tcp.Established},
+	{tcp.Established, tcp.CloseWait},
+	{tcp.CloseWait, tcp.LastAck},
+	{tcp.LastAck, tcp.Close},
+}
+
+// TestTCPOwnerOfExistingListener (issue 14 item 3): a server child
+// ("tcpsrv") listens on loopback BEFORE the tracer loads; a client child
+// ("tcpcli") then connects k times. The server side's transitions, which
+// run in softirq while the client's task is current, are the server's:
+// its accepted sockets' lives, and its listener's close; the client's are
+// the client's. With a comm filter on the server, only the server's are
+// recorded.
+func TestTCPOwnerOfExistingListener(t *testing.T) {
+	for _, filter := range []string{"pids", "comm"} {
+		t.Run(filter, func(t *testing.T) {
+			const k = 3
+			addrFile := filepath.Join(t.TempDir(), "addr")
+			srv := tracertest.StartAs(t, "tcpsrv", "serve", addrFile, strconv.Itoa(k))
+			srv.Go(t)
+			var addr string
+			for deadline := time.Now().Add(30 * time.Second); ; {
+				if b, err := os.ReadFile(addrFile); err == nil {
+					addr = string(b)
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the server did not listen")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			port := netip.MustParseAddrPort(addr).Port()
+
+			f := tracertest.NewFilter(t)
+			tr := tracertest.Load(t, tcp.Name, tracers.Options{Filter: f})
+			rd := tracertest.NewReader(t, tr, tcp.StreamTCP)
+			cli := tracertest.StartAs(t, "tcpcli", "dial", strconv.Itoa(k), addr)
+			switch filter {
+			case "pids":
+				for _, pid := range []uint32{srv.PID, cli.PID} {
+					if err := f.AllowPID(pid); err != nil {
+						t.Fatal(err)
+					}
+				}
+			case "comm":
+				if err := f.AllowComm("tcpsrv"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if code := cli.Run(t); code != 0 {
+				t.Fatalf("client exited %d", code)
+			}
+			if code := srv.Wait(t); code != 0 {
+				t.Fatalf("server exited %d", code)
+			}
+			wantServer := k*len(serverLife) + 1 // and the listener's close
+			wantClient := k * len(clientLife)
+			if filter == "comm" {
+				wantClient = 0
+			}
+			evs := rd.DrainAtLeast(t, wantServer+wantClient, 30*time.Second)
+			// Server socket lives, from LISTEN->SYN_RECV to ->CLOSE (a closed
+			// socket's memory is reused; 5.10 gives no remote port at the
+			// first transition).
+			var lives [][]transition
+			current := map[uint64]int{}
+			var server, client int
+			for _, ev := range evs {
+				e := ev.(*tcp.Event)
+				t.Log(string(tracers.AppendLine(nil, e)))
+				switch {
+				case e.Sport == port: // the server's side
+					server++
+					if e.Pid != srv.PID || e.Command != "tcpsrv" {
+						t.Errorf("server side %s->%s attributed to %d %q, want %d tcpsrv", e.OldState, e.NewState, e.Pid, e.Command, srv.PID)
+					}
+					if e.Old == tcp.Listen && e.New == tcp.Close {
+						continue
+					}
+					i, ok := current[e.Socket]
+					if !ok {
+						i = len(lives)
+						lives = append(lives, nil)
+						current[e.Socket] = i
+					}
+					lives[i] = append(lives[i], transition{e.Old, e.New})
+					if e.New == tcp.Close {
+						delete(current, e.Socket)
+					}
+				case e.Dport == port:
+					client++
+					if e.Pid != cli.PID || e.Command != "tcpcli" {
+						t.Errorf("client side %s->%s attributed to %d %q, want %d tcpcli", e.OldState, e.NewState, e.Pid, e.Command, cli.PID)
+					}
+				default:
+					t.Errorf("event of another connection: %+v", e)
+				}
+			}
+			if server != wantServer || client != wantClient || len(lives) != k {
+				t.Fatalf("%d server-side events in %d socket lives, %d client-side; want %d in %d, %d", server, len(lives), client, wantServer, k, wantClient)
+			}
+			for i, life := range lives {
+				if !slices.Equal(life, serverLife) {
+					t.Errorf("server socket %d: %v, want %v", i, life, serverLife)
+				}
+			}
+		})
+	}
+}
+
+// TestTCPUnknownOwner: a connection established before the tracer loads
+// (its server listening and accepting before too) closes while recorded,
+// without a filter. The server side's first transition, ESTABLISHED->
+// CLOSE_WAIT, runs in softirq while the client's task is current, and
+// nothing tells whose socket it is: its owner is unknown (pid 0, comm ""),
+// not the client. The server's close (CLOSE_WAIT->LAST_ACK, in its own
+// syscall) makes the server the owner from then on; the client's side is
+// the client's, from its close on.
+func TestTCPUnknownOwner(t *testing.T) {
+	dir := t.TempDir()
+	addrFile, connected, goFile := filepath.Join(dir, "addr"), filepath.Join(dir, "connected"), filepath.Join(dir, "go")
+	srv := tracertest.StartAs(t, "tcpsrv", "serve", addrFile, "1")
+	srv.Go(t)
+	waitFile := func(name string) []byte {
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			if b, err := os.ReadFile(name); err == nil {
+				return b
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not appear", name)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	addr := string(waitFile(addrFile))
+	port := netip.MustParseAddrPort(addr).Port()
+	cli := tracertest.StartAs(t, "tcpcli", "hold", addr, connected, goFile)
+	cli.Go(t)
+	waitFile(connected)
+
+	tr := tracertest.Load(t, tcp.Name, tracers.Options{}) // no filter: pid 0 is recorded
+	rd := tracertest.NewReader(t, tr, tcp.StreamTCP)
+	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := cli.Wait(t); code != 0 {
+		t.Fatalf("client exited %d", code)
+	}
+	if code := srv.Wait(t); code != 0 {
+		t.Fatalf("server exited %d", code)
+	}
+	type owned struct {
+		transition
+		pid  uint32
+		comm string
+	}
+	want := map[string][]owned{
+		"server": {
+			{transition{tcp.Established, tcp.CloseWait}, 0, ""},
+			{transition{tcp.CloseWait, tcp.LastAck}, srv.PID, "tcpsrv"},
+			{transition{tcp.LastAck, tcp.Close}, srv.PID, "tcpsrv"},
+		},
+		"listener": {{transition{tcp.Listen, tcp.Close}, srv.PID, "tcpsrv"}}, // seeded
+		"client": {
+			{transition{tcp.Established, tcp.FinWait1}, cli.PID, "tcpcli"},
+			{transition{tcp.FinWait1, tcp.FinWait2}, cli.PID, "tcpcli"},
+			{transition{tcp.FinWait2, tcp.Close}, cli.PID, "tcpcli"},
+		},
+	}
+	got := map[string][]owned{}
+	var n int
+	for deadline := time.Now().Add(30 * time.Second); n < 7 && time.Now().Before(deadline); {
+		for _, ev := range rd.Drain(t) {
+			e := ev.(*tcp.Event)
+			side := ""
+			switch {
+			case e.Sport == port && e.Old == tcp.Listen:
+				side = "listener" // its close may come before the last ACK
+			case e.Sport == port:
+				side = "server"
+			case e.Dport == port:
+				side = "client"
+			default:
+				continue // another connection of this host
+			}
+			t.Log(string(tracers.AppendLine(nil, e)))
+			got[side] = append(got[side], owned{transition{e.Old, e.New}, e.Pid, e.Command})
+			n++
+		}
+	}
+	for _, side := range []string{"server", "client", "listener"} {
+		if !slices.Equal(got[side], want[side]) {
+			t.Errorf("%s side: %v, want %v", side, got[side], want[side])
+		}
+	}
+}
+
+// TestTCPOwnerIsAcceptor: the test listens (after the tracer loads: the
+// listener is the test's), and a "tcpsrv" child that got the listener
+// accepts. The accepted socket is the listener's owner's until accept
+// returns (LISTEN->SYN_RECV, SYN_RECV->ESTABLISHED), then the acceptor's
+// (sys_exit_accept4): ESTABLISHED->CLOSE_WAIT, which the client's FIN makes
+// in softirq after the accept, and the rest of its life.
+func TestTCPOwnerIsAcceptor(t *testing.T) {
+	tr := tracertest.Load(t, tcp.Name, tracers.Options{}) // no filter: the test is an owner
+	rd := tracertest.NewReader(t, tr, tcp.StreamTCP)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	port := netip.MustParseAddrPort(addr).Port()
+	dir := t.TempDir()
+	accepted, connected, goFile := filepath.Join(dir, "accepted"), filepath.Join(dir, "connected"), filepath.Join(dir, "go")
+	srv := tracertest.StartWith(t, "tcpsrv", []*os.File{lf}, "accept-fd", accepted, goFile)
+	lf.Close()
+	srv.Go(t)
+	cli := tracertest.StartAs(t, "tcpcli", "hold", addr, connected, goFile)
+	cli.Go(t)
+	for _, name := range []string{connected, accepted} {
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			if _, err := os.Stat(name); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not appear", name)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := cli.Wait(t); code != 0 {
+		t.Fatalf("client exited %d", code)
+	}
+	if code := srv.Wait(t); code != 0 {
+		t.Fatalf("server exited %d", code)
+	}
+	ln.Close()
+	me := uint32(os.Getpid())
+	want := []struct {
+		transition
+		pid uint32
+	}{
+		{transition{tcp.Listen, tcp.SynRecv}, me},
+		{transition{tcp.SynRecv, tcp.Established}, me},
+		{transition{tcp.Established, tcp.CloseWait}, srv.PID},
+		{transition{tcp.CloseWait, tcp.LastAck}, srv.PID},
+		{transition{tcp.LastAck, tcp.Close}, srv.PID},
+	}
+	var got []string
+	for deadline := time.Now().Add(30 * time.Second); len(got) < len(want) && time.Now().Before(deadline); {
+		for _, ev := range rd.Drain(t) {
+			e := ev.(*tcp.Event)
+			if e.Sport != port || e.New == tcp.Listen || e.Old == tcp.Listen && e.New == tcp.Close {
+				continue // the client's side, the listener's own, other connections
+			}
+			t.Log(string(tracers.AppendLine(nil, e)))
+			got = append(got, fmt.Sprintf("%s->%s %d", e.OldState, e.NewState, e.Pid))
+		}
+	}
+	var wantS []string
+	for _, w := range want {
+		wantS = append(wantS, fmt.Sprintf("%s->%s %d", tcp.StateName(w.old), tcp.StateName(w.new), w.pid))
+	}
+	if !slices.Equal(got, wantS) {
+		t.Fatalf("server side %q, want %q (test %d, acceptor %d)", got, wantS, me, srv.PID)
+	}
 }
 
 func TestDecode(t *testing.T) {
@@ -169,9 +565,23 @@ func TestDecode(t *testing.T) {
 	copy(raw[28:], []byte{10, 0, 0, 1})
 	copy(raw[44:], []byte{192, 168, 1, 2})
 	copy(raw[60:], "curl\x00")
+	put(80, 2, 4)
 	var e tcp.Event
 	if err := tcp.Decode(raw, &e); err != nil {
 		t.Fatal(err)
+	}
+	if e.CPU != 2 {
+		t.Fatalf("cpu %d, want 2", e.CPU)
+	}
+	// An event of the earlier layout (before cpu): the same, its CPU unknown.
+	var old tcp.Event
+	if err := tcp.Decode(raw[:80], &old); err != nil {
+		t.Fatalf("earlier layout: %v", err)
+	}
+	want := e
+	want.CPU = tracers.UnknownCPU
+	if old != want {
+		t.Fatalf("earlier layout: got %+v want %+v", old, want)
 	}
 	if e.Saddr != "10.0.0.1" || e.Daddr != "192.168.1.2" || e.Sport != 5000 || e.Dport != 80 || e.Pid != 77 ||
 		e.OldState != "SYN_SENT" || e.NewState != "ESTABLISHED" || e.Family != "ipv4" || e.Command != "curl" || e.Socket != 0xffff0000 {
@@ -194,6 +604,9 @@ func TestDecode(t *testing.T) {
 		t.Fatal("AF_UNIX decoded")
 	}
 	for n := range tcp.EventSize {
+		if slices.Contains(tcp.LayoutSizes, n) {
+			continue
+		}
 		if err := tcp.Decode(raw[:n], &e); err == nil {
 			t.Fatalf("decoded %d bytes", n)
 		}
@@ -208,6 +621,7 @@ func FuzzDecodeTCP(f *testing.F) {
 	ok[20] = tcp.AFInet6
 	f.Add(ok)
 	f.Add([]byte{})
+	f.Add(ok[:80]) // the earlier layout
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var e tcp.Event
 		if err := tcp.Decode(raw, &e); err == nil {

@@ -18,6 +18,13 @@ type bpfCommKey struct {
 	Comm [16]int8
 }
 
+type bpfExecKey struct {
+	_   structs.HostLayout
+	Ino uint64
+	Dev uint32
+	Pad uint32
+}
+
 type bpfFilterCfg struct {
 	_     structs.HostLayout
 	Flags uint32
@@ -44,24 +51,29 @@ type bpfTcpEvent struct {
 	Daddr    [16]uint8
 	Comm     [16]int8
 	Pad      uint32
+	Cpu      uint32
+	Pad2     uint32
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	bpfMapCommAllow      = "comm_allow"
-	bpfMapFilterConfig   = "filter_config"
-	bpfMapPidAllow       = "pid_allow"
-	bpfMapPidBlock       = "pid_block"
-	bpfMapTcpDrops       = "tcp_drops"
-	bpfMapTcpEmitted     = "tcp_emitted"
-	bpfMapTcpEvents      = "tcp_events"
-	bpfMapTcpListeners   = "tcp_listeners"
-	bpfMapTcpOwners      = "tcp_owners"
-	bpfProgTcpSetState   = "tcp_set_state"
-	bpfVarUnusedTcpEvent = "unused_tcp_event"
-	bpfVarWakeupEvery    = "wakeup_every"
+	bpfMapCommAllow       = "comm_allow"
+	bpfMapExecAllow       = "exec_allow"
+	bpfMapFilterConfig    = "filter_config"
+	bpfMapPidAllow        = "pid_allow"
+	bpfMapPidBlock        = "pid_block"
+	bpfMapTcpDrops        = "tcp_drops"
+	bpfMapTcpEmitted      = "tcp_emitted"
+	bpfMapTcpEvents       = "tcp_events"
+	bpfMapTcpListeners    = "tcp_listeners"
+	bpfMapTcpOwners       = "tcp_owners"
+	bpfProgTcpExitAccept  = "tcp_exit_accept"
+	bpfProgTcpExitAccept4 = "tcp_exit_accept4"
+	bpfProgTcpSetState    = "tcp_set_state"
+	bpfVarUnusedTcpEvent  = "unused_tcp_event"
+	bpfVarWakeupEvery     = "wakeup_every"
 )
 
 // loadBpf returns the embedded CollectionSpec for bpf.
@@ -106,7 +118,9 @@ type bpfSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfProgramSpecs struct {
-	TcpSetState *ebpf.ProgramSpec `ebpf:"tcp_set_state"`
+	TcpExitAccept  *ebpf.ProgramSpec `ebpf:"tcp_exit_accept"`
+	TcpExitAccept4 *ebpf.ProgramSpec `ebpf:"tcp_exit_accept4"`
+	TcpSetState    *ebpf.ProgramSpec `ebpf:"tcp_set_state"`
 }
 
 // bpfMapSpecs contains maps before they are loaded into the kernel.
@@ -114,6 +128,7 @@ type bpfProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfMapSpecs struct {
 	CommAllow    *ebpf.MapSpec `ebpf:"comm_allow"`
+	ExecAllow    *ebpf.MapSpec `ebpf:"exec_allow"`
 	FilterConfig *ebpf.MapSpec `ebpf:"filter_config"`
 	PidAllow     *ebpf.MapSpec `ebpf:"pid_allow"`
 	PidBlock     *ebpf.MapSpec `ebpf:"pid_block"`
@@ -153,6 +168,7 @@ func (o *bpfObjects) Close() error {
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfMaps struct {
 	CommAllow    *ebpf.Map `ebpf:"comm_allow"`
+	ExecAllow    *ebpf.Map `ebpf:"exec_allow"`
 	FilterConfig *ebpf.Map `ebpf:"filter_config"`
 	PidAllow     *ebpf.Map `ebpf:"pid_allow"`
 	PidBlock     *ebpf.Map `ebpf:"pid_block"`
@@ -166,6 +182,7 @@ type bpfMaps struct {
 func (m *bpfMaps) Close() error {
 	return _BpfClose(
 		m.CommAllow,
+		m.ExecAllow,
 		m.FilterConfig,
 		m.PidAllow,
 		m.PidBlock,
@@ -189,11 +206,15 @@ type bpfVariables struct {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfPrograms struct {
-	TcpSetState *ebpf.Program `ebpf:"tcp_set_state"`
+	TcpExitAccept  *ebpf.Program `ebpf:"tcp_exit_accept"`
+	TcpExitAccept4 *ebpf.Program `ebpf:"tcp_exit_accept4"`
+	TcpSetState    *ebpf.Program `ebpf:"tcp_set_state"`
 }
 
 func (p *bpfPrograms) Close() error {
 	return _BpfClose(
+		p.TcpExitAccept,
+		p.TcpExitAccept4,
 		p.TcpSetState,
 	)
 }

@@ -2,7 +2,8 @@
 // record: every action it takes is counted, so a recording of it can be
 // checked to the event.
 //
-//	workload demo DIR      execs, opens, TCP connections, exits and syscalls (see demo)
+//	workload demo DIR [child-server]  execs, opens, TCP connections, exits and syscalls (see demo)
+//	workload serve         listen on 127.0.0.1, print the address, accept until stdin closes
 //	workload storm N [wait] N getpid(2) calls as fast as possible (after SIGUSR1 with wait)
 //	workload getppid N M   wait for SIGUSR1, then N getppid(2) and M getpgid(2) calls
 //	workload exit CODE     exit with CODE
@@ -10,6 +11,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +20,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -38,10 +41,16 @@ func main() {
 	var err error
 	switch os.Args[1] {
 	case "demo":
-		if len(os.Args) != 3 {
+		switch {
+		case len(os.Args) == 3:
+			err = demo(os.Args[2], false)
+		case len(os.Args) == 4 && os.Args[3] == "child-server":
+			err = demo(os.Args[2], true)
+		default:
 			usage()
 		}
-		err = demo(os.Args[2])
+	case "serve":
+		err = serve()
 	case "storm":
 		n := atoi(3)
 		if len(os.Args) > 3 && os.Args[3] == "wait" {
@@ -92,11 +101,11 @@ func atoi(argc int) int {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: workload demo DIR | storm N [wait] | getppid N M | exit CODE | sleep")
+	fmt.Fprintln(os.Stderr, "usage: workload demo DIR [child-server] | serve | storm N [wait] | getppid N M | exit CODE | sleep")
 	os.Exit(2)
 }
 
-func demo(dir string) error {
+func demo(dir string, childServer bool) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -125,23 +134,12 @@ func demo(dir string) error {
 	if _, err := os.Open(filepath.Join(dir, "missing")); err == nil {
 		return fmt.Errorf("%s/missing exists", dir)
 	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	addr, stop, err := listener(childServer)
 	if err != nil {
 		return err
 	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = io.Copy(io.Discard, c)
-			c.Close()
-		}
-	}()
 	for i := 0; i < demoTCP; i++ {
-		c, err := net.Dial("tcp4", ln.Addr().String())
+		c, err := net.Dial("tcp4", addr)
 		if err != nil {
 			return err
 		}
@@ -167,5 +165,71 @@ func demo(dir string) error {
 	}
 	// Let the TCP teardown finish while we are still recorded.
 	time.Sleep(100 * time.Millisecond)
-	return nil
+	return stop()
+}
+
+// listener starts the demo's TCP listener on 127.0.0.1: in this process, or
+// (childServer) in a child running `workload serve`, so that the server's
+// side of each connection belongs to another process than the client's
+// (on loopback both run in the client's softirq context).
+func listener(childServer bool) (addr string, stop func() error, err error) {
+	if !childServer {
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			return "", nil, err
+		}
+		go accept(ln)
+		return ln.Addr().String(), ln.Close, nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(self, "serve")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return "", nil, fmt.Errorf("serve: no address: %w", err)
+	}
+	return strings.TrimSpace(line), func() error {
+		in.Close()
+		return cmd.Wait()
+	}, nil
+}
+
+// serve is the child server of demo: it prints its address, accepts
+// connections and reads them to the end, and exits when stdin closes.
+func serve() error {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Println(ln.Addr().String())
+	go accept(ln)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return ln.Close()
+}
+
+// accept reads every connection to the end and closes it.
+func accept(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, c)
+		c.Close()
+	}
 }

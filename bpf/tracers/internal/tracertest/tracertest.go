@@ -10,9 +10,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/perf"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
@@ -73,7 +75,37 @@ type Proc struct {
 // before doing anything.
 func Start(t testing.TB, mode string, args ...string) *Proc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
+	return start(t, os.Args[0], nil, mode, args)
+}
+
+// StartAs is Start with the child's command name (comm) set to name (at
+// most 15 bytes): it runs the test binary through a symlink called name.
+func StartAs(t testing.TB, name, mode string, args ...string) *Proc {
+	t.Helper()
+	return StartWith(t, name, nil, mode, args...)
+}
+
+// StartWith is StartAs ("" name: Start) with files open in the child
+// from descriptor 4 on (3 is the readiness pipe).
+func StartWith(t testing.TB, name string, files []*os.File, mode string, args ...string) *Proc {
+	t.Helper()
+	if name == "" {
+		return start(t, os.Args[0], files, mode, args)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), name)
+	if err := os.Symlink(exe, link); err != nil {
+		t.Fatal(err)
+	}
+	return start(t, link, files, mode, args)
+}
+
+func start(t testing.TB, bin string, files []*os.File, mode string, args []string) *Proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	// No asynchronous preemption: it makes the runtime call getpid and
 	// tgkill, which would add syscalls to the child's known workload.
 	cmd.Env = append(os.Environ(), envChild+"="+mode, "GODEBUG=asyncpreemptoff=1")
@@ -87,7 +119,7 @@ func Start(t testing.TB, mode string, args ...string) *Proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.ExtraFiles = []*os.File{rw}
+	cmd.ExtraFiles = append([]*os.File{rw}, files...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -114,10 +146,22 @@ func Start(t testing.TB, mode string, args ...string) *Proc {
 // exit code.
 func (p *Proc) Run(t testing.TB) int {
 	t.Helper()
+	p.Go(t)
+	return p.Wait(t)
+}
+
+// Go lets the child run its workload and returns at once.
+func (p *Proc) Go(t testing.TB) {
+	t.Helper()
 	if _, err := p.stdin.Write([]byte{1}); err != nil {
 		t.Fatal(err)
 	}
 	p.stdin.Close()
+}
+
+// Wait waits for a child that Go let run; it returns its exit code.
+func (p *Proc) Wait(t testing.TB) int {
+	t.Helper()
 	err := p.Cmd.Wait()
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
@@ -281,6 +325,17 @@ func (r *Reader) DrainAtLeast(t testing.TB, want int, patience time.Duration) []
 		if err != nil {
 			t.Fatalf("decode %s event of %d bytes: %v", r.stream.Name, len(raw), err)
 		}
+		if r.rb != nil {
+			// A ring buffer does not say which CPU wrote an event: every
+			// ring buffer tracer's event says it.
+			ce, ok := ev.(tracers.CPUEvent)
+			if !ok {
+				t.Fatalf("%s event %T does not carry its CPU (tracers.CPUEvent)", r.stream.Name, ev)
+			}
+			if c := ce.EventCPU(); c < 0 || c >= possibleCPUs(t) {
+				t.Fatalf("%s event on CPU %d, want 0 to %d: %+v", r.stream.Name, c, possibleCPUs(t)-1, ev)
+			}
+		}
 		out = append(out, ev)
 	}
 	for {
@@ -312,6 +367,14 @@ func (r *Reader) DrainAtLeast(t testing.TB, want int, patience time.Duration) []
 			t.Fatal(err)
 		}
 	}
+}
+
+func possibleCPUs(t testing.TB) int {
+	n, err := ebpf.PossibleCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // Counters returns the stream's emitted and dropped counts.
