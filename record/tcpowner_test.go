@@ -100,7 +100,12 @@ func TestRecordTCPListenerBeforeRecording(t *testing.T) {
 	if err := srv.Wait(); err != nil {
 		t.Errorf("server: %v", err)
 	}
+	// Connections accepted: each accepted socket's LISTEN->SYN_RECV, or
+	// its SYN_RECV->ESTABLISHED where the kernel missed the first (it runs
+	// no tracing program on a CPU where one runs already, and both run in
+	// softirq; missing both is not expected).
 	accepted := 0
+	last := map[uint64]*tcprec.Event{}
 	for _, ev := range decodeAll(t, dir)["tcp"] {
 		e := ev.(*tcprec.Event)
 		if e.Sport != addr.Port() {
@@ -110,11 +115,14 @@ func TestRecordTCPListenerBeforeRecording(t *testing.T) {
 		if e.Pid != uint32(srv.Process.Pid) {
 			t.Errorf("server side %s->%s attributed to %d %q, want the server %d", e.OldState, e.NewState, e.Pid, e.Command, srv.Process.Pid)
 		}
-		if e.Old == tcprec.Listen && e.New == tcprec.SynRecv {
+		prev := last[e.Socket]
+		if e.Old == tcprec.Listen && e.New == tcprec.SynRecv ||
+			e.Old == tcprec.SynRecv && e.New == tcprec.Established && (prev == nil || prev.New != tcprec.SynRecv) {
 			accepted++
 		}
+		last[e.Socket] = e
 	}
 	if accepted != nTCP {
-		t.Errorf("%d server-side LISTEN->SYN_RECV of the server, want %d", accepted, nTCP)
+		t.Errorf("%d connections accepted by the server, want %d", accepted, nTCP)
 	}
 }

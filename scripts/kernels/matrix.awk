@@ -13,15 +13,18 @@ FNR == 1 { k = kname(FILENAME); kernels[++nk] = k; pkg = ""; release[k] = "?" }
 }
 /^@@VM done/ { done[k] = 1 }
 pkg != "" && /^--- PASS: / { pass[k, pkg]++ }
-# The last three messages of a failed test, which usually say why.
-pkg != "" && /^=== RUN   [^\/]+$/ { test = $3; nmsg = 0 }
-pkg != "" && /^    [^ ].*\.go:[0-9]+: / { last[nmsg++ % 3] = substr($0, 5, 300) }
-pkg != "" && /^--- FAIL: / {
-  fail[k, pkg]++; failed[k, pkg] = failed[k, pkg] " " $3
-  if ($3 == test) {
+# The last three messages of each failed test or subtest, which usually say
+# why. go test -v prints a subtest's result after its parent's, so messages
+# are kept per test name (=== RUN/NAME/CONT say whose lines follow).
+pkg != "" && /^=== (RUN|NAME|CONT) / { test = $3 }
+pkg != "" && /^    [^ ].*\.go:[0-9]+: / { n = nmsg[k, pkg, test]++; last[k, pkg, test, n % 3] = substr($0, 5, 300) }
+pkg != "" && /^ *--- FAIL: / {
+  if ($0 ~ /^---/) { fail[k, pkg]++; failed[k, pkg] = failed[k, pkg] " " $3 }
+  n = nmsg[k, pkg, $3]
+  if (n > 0) {
     msg = ""
-    for (i = (nmsg > 3 ? nmsg - 3 : 0); i < nmsg; i++) msg = msg "\n      " last[i % 3]
-    why[k, pkg] = why[k, pkg] "\n    " test ":" msg
+    for (i = (n > 3 ? n - 3 : 0); i < n; i++) msg = msg "\n      " last[k, pkg, $3, i % 3]
+    why[k, pkg] = why[k, pkg] "\n    " $3 ":" msg
   }
 }
 pkg != "" && /^--- SKIP: / { skip[k, pkg]++; skipped[k, pkg] = skipped[k, pkg] " " $3 }

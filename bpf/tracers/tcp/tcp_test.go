@@ -127,11 +127,80 @@ func TestMain(m *testing.M) {
 
 type transition struct{ old, new uint8 }
 
+func (tr transition) String() string { return tcp.StateName(tr.old) + "->" + tcp.StateName(tr.new) }
+
 // inSyscall says whether a client's transition runs in the process's own
 // system call (connect, close), where no other tracing program can be
 // running on its CPU: the kernel never misses it.
 func inSyscall(tr transition) bool {
 	return tr == transition{tcp.Close, tcp.SynSent} || tr == transition{tcp.Established, tcp.FinWait1}
+}
+
+// inServerSyscall says whether a server side's transition runs in the
+// server's own system call: its close of an accepted socket or of the
+// listener.
+func inServerSyscall(tr transition) bool {
+	return tr == transition{tcp.CloseWait, tcp.LastAck} || tr == transition{tcp.Listen, tcp.Close}
+}
+
+// missing compares what was seen of a sequence with the sequence expected.
+// The kernel runs no tracing program on a CPU where one runs already, so a
+// transition in softirq that interrupts a program running for another
+// socket is missed, before any counter of ours can see it (the 6.1 VM
+// missed one in 40). So got may lack elements of want that run in softirq
+// (inSyscall false), never the others, and must keep want's order. It
+// reports what breaks that, and returns how many elements are missing.
+func missing[T comparable](t *testing.T, what string, got, want []T, inSyscall func(T) bool) int {
+	t.Helper()
+	missed, next := 0, 0 // next: the index in want of the element expected next
+	for j, g := range got {
+		for next < len(want) && want[next] != g {
+			if inSyscall(want[next]) {
+				t.Errorf("%s: %v, which a system call makes, is missing (got %v, want %v)", what, want[next], got, want)
+			}
+			missed++
+			next++
+		}
+		if next == len(want) {
+			t.Errorf("%s: element %d (%v) is not in %v or out of order (got %v)", what, j, g, want, got)
+			return missed
+		}
+		next++
+	}
+	for ; next < len(want); next++ {
+		if inSyscall(want[next]) {
+			t.Errorf("%s: %v, which a system call makes, is missing (got %v, want %v)", what, want[next], got, want)
+		}
+		missed++
+	}
+	return missed
+}
+
+// splitLives groups one side's transitions by socket into lives that
+// follow life: a life ends with ->CLOSE, and a closed socket's memory may
+// be reused, so a transition that does not come later in life than the
+// socket's last one (its ->CLOSE missed) starts a new life too.
+func splitLives(evs []*tcp.Event, life []transition) [][]transition {
+	var lives [][]transition
+	current := map[uint64]int{}
+	for _, e := range evs {
+		tr := transition{e.Old, e.New}
+		i, ok := current[e.Socket]
+		if ok {
+			prev := lives[i][len(lives[i])-1]
+			ok = slices.Index(life, tr) > slices.Index(life, prev)
+		}
+		if !ok {
+			i = len(lives)
+			lives = append(lives, nil)
+			current[e.Socket] = i
+		}
+		lives[i] = append(lives[i], tr)
+		if e.New == tcp.Close {
+			delete(current, e.Socket)
+		}
+	}
+	return lives
 }
 
 // The life of a client socket that connects, closes first, and sees the
@@ -334,36 +403,26 @@ func TestTCPOwnerOfExistingListener(t *testing.T) {
 				wantClient = 0
 			}
 			evs := rd.DrainAtLeast(t, wantServer+wantClient, 30*time.Second)
-			// Server socket lives, from LISTEN->SYN_RECV to ->CLOSE (a closed
-			// socket's memory is reused; 5.10 gives no remote port at the
-			// first transition).
-			var lives [][]transition
-			current := map[uint64]int{}
-			var server, client int
+			// A socket's memory is reused once closed; 5.10 gives no remote
+			// port at the first transition. Transitions in softirq may be
+			// missed by the kernel (see missing).
+			var server, client []*tcp.Event
+			listenerCloses := 0
 			for _, ev := range evs {
 				e := ev.(*tcp.Event)
 				t.Log(string(tracers.AppendLine(nil, e)))
 				switch {
 				case e.Sport == port: // the server's side
-					server++
 					if e.Pid != srv.PID || e.Command != "tcpsrv" {
 						t.Errorf("server side %s->%s attributed to %d %q, want %d tcpsrv", e.OldState, e.NewState, e.Pid, e.Command, srv.PID)
 					}
 					if e.Old == tcp.Listen && e.New == tcp.Close {
+						listenerCloses++
 						continue
 					}
-					i, ok := current[e.Socket]
-					if !ok {
-						i = len(lives)
-						lives = append(lives, nil)
-						current[e.Socket] = i
-					}
-					lives[i] = append(lives[i], transition{e.Old, e.New})
-					if e.New == tcp.Close {
-						delete(current, e.Socket)
-					}
+					server = append(server, e)
 				case e.Dport == port:
-					client++
+					client = append(client, e)
 					if e.Pid != cli.PID || e.Command != "tcpcli" {
 						t.Errorf("client side %s->%s attributed to %d %q, want %d tcpcli", e.OldState, e.NewState, e.Pid, e.Command, cli.PID)
 					}
@@ -371,13 +430,26 @@ func TestTCPOwnerOfExistingListener(t *testing.T) {
 					t.Errorf("event of another connection: %+v", e)
 				}
 			}
-			if server != wantServer || client != wantClient || len(lives) != k {
-				t.Fatalf("%d server-side events in %d socket lives, %d client-side; want %d in %d, %d", server, len(lives), client, wantServer, k, wantClient)
+			if listenerCloses != 1 {
+				t.Errorf("the listener closed %d times, want once", listenerCloses)
 			}
-			for i, life := range lives {
-				if !slices.Equal(life, serverLife) {
-					t.Errorf("server socket %d: %v, want %v", i, life, serverLife)
-				}
+			missed := 0
+			serverLives := splitLives(server, serverLife)
+			for i, life := range serverLives {
+				missed += missing(t, fmt.Sprintf("server socket %d", i), life, serverLife, inServerSyscall)
+			}
+			clientLives := splitLives(client, clientLife)
+			for i, life := range clientLives {
+				missed += missing(t, fmt.Sprintf("client socket %d", i), life, clientLife, inSyscall)
+			}
+			if len(serverLives) != k || len(clientLives) != wantClient/len(clientLife) {
+				t.Fatalf("%d server socket lives, %d client ones; want %d, %d", len(serverLives), len(clientLives), k, wantClient/len(clientLife))
+			}
+			if got := len(server) + 1 + len(client) + missed; got != wantServer+wantClient {
+				t.Errorf("%d server-side events, %d client-side and %d missed, want %d in all", len(server)+1, len(client), missed, wantServer+wantClient)
+			}
+			if missed > 0 {
+				t.Logf("%d transitions in softirq missed by the kernel (a tracing program already running on the CPU)", missed)
 			}
 		})
 	}
@@ -463,10 +535,11 @@ func TestTCPUnknownOwner(t *testing.T) {
 			n++
 		}
 	}
+	// Transitions in softirq may be missed by the kernel (see missing).
 	for _, side := range []string{"server", "client", "listener"} {
-		if !slices.Equal(got[side], want[side]) {
-			t.Errorf("%s side: %v, want %v", side, got[side], want[side])
-		}
+		missing(t, side+" side", got[side], want[side], func(o owned) bool {
+			return inSyscall(o.transition) || inServerSyscall(o.transition)
+		})
 	}
 }
 
@@ -518,17 +591,18 @@ func TestTCPOwnerIsAcceptor(t *testing.T) {
 	}
 	ln.Close()
 	me := uint32(os.Getpid())
-	want := []struct {
+	type owned struct {
 		transition
 		pid uint32
-	}{
+	}
+	want := []owned{
 		{transition{tcp.Listen, tcp.SynRecv}, me},
 		{transition{tcp.SynRecv, tcp.Established}, me},
 		{transition{tcp.Established, tcp.CloseWait}, srv.PID},
 		{transition{tcp.CloseWait, tcp.LastAck}, srv.PID},
 		{transition{tcp.LastAck, tcp.Close}, srv.PID},
 	}
-	var got []string
+	var got []owned
 	for deadline := time.Now().Add(30 * time.Second); len(got) < len(want) && time.Now().Before(deadline); {
 		for _, ev := range rd.Drain(t) {
 			e := ev.(*tcp.Event)
@@ -536,16 +610,12 @@ func TestTCPOwnerIsAcceptor(t *testing.T) {
 				continue // the client's side, the listener's own, other connections
 			}
 			t.Log(string(tracers.AppendLine(nil, e)))
-			got = append(got, fmt.Sprintf("%s->%s %d", e.OldState, e.NewState, e.Pid))
+			got = append(got, owned{transition{e.Old, e.New}, e.Pid})
 		}
 	}
-	var wantS []string
-	for _, w := range want {
-		wantS = append(wantS, fmt.Sprintf("%s->%s %d", tcp.StateName(w.old), tcp.StateName(w.new), w.pid))
-	}
-	if !slices.Equal(got, wantS) {
-		t.Fatalf("server side %q, want %q (test %d, acceptor %d)", got, wantS, me, srv.PID)
-	}
+	// Transitions in softirq may be missed by the kernel (see missing).
+	missing(t, fmt.Sprintf("server side (test %d, acceptor %d)", me, srv.PID), got, want,
+		func(o owned) bool { return inServerSyscall(o.transition) })
 }
 
 func TestDecode(t *testing.T) {
