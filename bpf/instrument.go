@@ -866,14 +866,8 @@ func loaderLibraries(path string) ([]string, error) {
 	return libs, nil
 }
 
-// mappedFiles lists the files mapped by process pid (/proc/PID/maps), by
-// the paths maps shows.
-func mappedFiles(pid int32) ([]string, error) {
-	out, _, err := mappedFileLinks(pid)
-	return out, err
-}
-
-// mappedFileLinks is mappedFiles, with, for each file, the link to it in
+// mappedFileLinks lists the files mapped by process pid (/proc/PID/maps),
+// by the paths maps shows, with, for each file, the link to it in
 // /proc/PID/map_files (named by its first mapping's address range).
 func mappedFileLinks(pid int32) ([]string, map[string]string, error) {
 	dir := filepath.Join(procRoot, strconv.Itoa(int(pid)))

@@ -704,3 +704,10 @@ func TestLoaderLibrariesUntrustedInterpreter(t *testing.T) {
 		t.Error("the executable's interpreter was run")
 	}
 }
+
+// mappedFiles lists the files mapped by process pid, by the paths
+// /proc/PID/maps shows.
+func mappedFiles(pid int32) ([]string, error) {
+	out, _, err := mappedFileLinks(pid)
+	return out, err
+}
