@@ -111,6 +111,15 @@ static __always_inline bool in_process_context(int oldstate, int newstate)
 	       newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK;
 }
 
+// starts_life reports whether a transition is a socket's first: connect(),
+// listen(), or a connection accepted on a listener (the new socket,
+// cloned from the listener, leaves LISTEN).
+static __always_inline bool starts_life(int oldstate, int newstate)
+{
+	return (oldstate == TCP_CLOSE && newstate == TCP_SYN_SENT) || newstate == TCP_LISTEN ||
+	       (oldstate == TCP_LISTEN && newstate == TCP_SYN_RECV);
+}
+
 SEC("tracepoint/sock/inet_sock_set_state")
 int tcp_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 {
@@ -120,7 +129,13 @@ int tcp_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	int oldstate = ctx->oldstate, newstate = ctx->newstate;
 	__u32 port = ctx->sport;
 	struct owner o = {}; // unknown: pid 0, comm ""
-	struct owner *known = bpf_map_lookup_elem(&tcp_owners, &sk);
+	// A transition that starts a socket's life has no owner yet: what
+	// tcp_owners holds for its address is an earlier socket's, freed there
+	// with its ->CLOSE missed (the kernel runs no tracing program on a CPU
+	// where one runs already).
+	struct owner *known = NULL;
+	if (!starts_life(oldstate, newstate))
+		known = bpf_map_lookup_elem(&tcp_owners, &sk);
 	if (known && known->pid) {
 		o = *known;
 	} else { // unseen, or seen with its owner unknown: learn it if we can

@@ -1,6 +1,7 @@
 package tcp_test
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/ebpfrec/ebpfrec/bpf/tracers"
 	"github.com/ebpfrec/ebpfrec/bpf/tracers/internal/tracertest"
@@ -698,4 +701,100 @@ func FuzzDecodeTCP(f *testing.F) {
 			_ = e.AppendText(nil)
 		}
 	})
+}
+
+// TestTCPStaleOwnerIgnored: a socket's ->CLOSE that the kernel skipped
+// (no tracing program runs on a CPU where one runs already) leaves its
+// owner in tcp_owners, and the memory of the freed socket is soon another
+// socket's. The test closes connections, then plays that skip for every
+// one of them: it writes an owner of its own ("stale") back into
+// tcp_owners at their addresses. New connections, some of whose sockets
+// reuse those addresses, must be attributed to their real owner (the
+// test) from their first transition on, never to the stale one.
+func TestTCPStaleOwnerIgnored(t *testing.T) {
+	tr := tracertest.Load(t, tcp.Name, tracers.Options{}) // no filter: every owner is recorded
+	rd := tracertest.NewReader(t, tr, tcp.StreamTCP)
+	owners := tr.(interface{ Map(string) *ebpf.Map }).Map("tcp_owners")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, c) // until the client's FIN
+			c.Close()
+		}
+	}()
+	port := netip.MustParseAddrPort(ln.Addr().String()).Port()
+	connect := func(n int) {
+		for range n {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.(*net.TCPConn).CloseWrite()
+			io.Copy(io.Discard, c) // until the server's FIN
+			c.Close()
+		}
+	}
+	// The events of the connections to ln so far, once each connection's
+	// 10 transitions (5 per side) arrived or 5 s passed.
+	events := func(n int) []*tcp.Event {
+		var out []*tcp.Event
+		for deadline := time.Now().Add(5 * time.Second); len(out) < 10*n && time.Now().Before(deadline); {
+			for _, ev := range rd.Drain(t) {
+				e := ev.(*tcp.Event)
+				listener := e.Old == tcp.Listen && e.New == tcp.Close
+				if e.Sport == port && !listener || e.Dport == port {
+					out = append(out, e)
+				}
+			}
+		}
+		return out
+	}
+
+	const stalePID = 0x7ffffff0
+	stale := make([]byte, 20) // struct owner: pid u32, comm[16]
+	binary.NativeEndian.PutUint32(stale, stalePID)
+	copy(stale[4:], "stale")
+	poisoned := map[uint64]bool{}
+	connect(32)
+	for _, e := range events(32) {
+		if e.New == tcp.Close {
+			poisoned[e.Socket] = true
+		}
+	}
+	for sk := range poisoned {
+		if err := owners.Put(sk, stale); err != nil {
+			t.Fatal(err)
+		}
+	}
+	me := uint32(os.Getpid())
+	reused := 0
+	for round := 0; round < 20 && reused == 0; round++ {
+		connect(16)
+		started := map[uint64]bool{}
+		for _, e := range events(16) {
+			if e.Pid != me {
+				t.Errorf("%s->%s of socket %#x attributed to %d %q, want the test (%d)", e.OldState, e.NewState, e.Socket, e.Pid, e.Command, me)
+			}
+			first := !started[e.Socket]
+			started[e.Socket] = true
+			if first && poisoned[e.Socket] {
+				reused++
+			}
+			if e.New == tcp.Close {
+				delete(started, e.Socket)
+			}
+		}
+	}
+	if reused == 0 {
+		t.Fatal("no new socket took the memory of a closed one in 20 rounds: nothing was tested")
+	}
+	t.Logf("%d sockets started at a stale owner's address", reused)
 }
