@@ -618,7 +618,9 @@ func TestLoaderLibraries(t *testing.T) {
 		}
 		mapped = nil
 		for _, m := range maps {
-			if strings.Contains(filepath.Base(m), ".so") { // not the locale files, gconv's cache
+			// Libraries only: not sleep itself, the locale files, gconv's
+			// cache, or ld.so.cache, which the loader maps while it loads.
+			if !sameFile(t, m, sleep) && isELF(t, m) {
 				mapped = append(mapped, m)
 			}
 		}
@@ -710,4 +712,31 @@ func TestLoaderLibrariesUntrustedInterpreter(t *testing.T) {
 func mappedFiles(pid int32) ([]string, error) {
 	out, _, err := mappedFileLinks(pid)
 	return out, err
+}
+
+// isELF reports whether the file at path starts as an ELF file does.
+func isELF(t *testing.T, path string) bool {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	magic := make([]byte, 4)
+	_, err = io.ReadFull(f, magic)
+	return err == nil && string(magic) == "\x7fELF"
+}
+
+// sameFile reports whether paths a and b name the same file.
+func sameFile(t *testing.T, a, b string) bool {
+	t.Helper()
+	sa, err := os.Stat(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := os.Stat(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return os.SameFile(sa, sb)
 }
