@@ -1,9 +1,11 @@
 package record
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -119,6 +121,10 @@ func TestRecordKernelMissed(t *testing.T) {
 		t.Fatalf("%d streams", len(r.sum.Streams))
 	}
 	st := r.sum.Streams[0]
+	// For the raw tracepoint row of bpf.RecursionMissesCounted: the
+	// function that counts their skips appeared with that count.
+	ksyms, _ := os.ReadFile("/proc/kallsyms")
+	t.Logf("kernel %s: bpf_prog_inc_misses_counter in kallsyms: %v", release, bytes.Contains(ksyms, []byte(" bpf_prog_inc_misses_counter\n")))
 	t.Logf("kernel %s: on_printk skipped under %d perf_event and %d tracepoint calls: kernel_missed %d, counted %v (recorded %d)",
 		release, p, n, st.KernelMissed, st.KernelMissedCounted, st.Recorded)
 	if st.KernelMissedCounted != counted {
