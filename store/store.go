@@ -171,7 +171,7 @@ type Loss struct {
 	// A skipped run emitted nothing, so these are not part of what the
 	// program counts as emitted; each could have cost the stream an event.
 	// It is meaningful only where StreamInfo.KernelMissedCounted says so.
-	KernelMissed uint64 `json:"kernel_missed,omitempty"`
+	KernelMissed uint64 `json:"kernel_missed"`
 }
 
 // Total is the sum of all counters: every event of the stream not
