@@ -28,7 +28,7 @@
 //     record that starts in it (0xFFFFFFFF: none) followed by up to the
 //     format's chunk size of log bytes. The chunk size depends on the format
 //     version, and a reader takes it from each segment's version:
-//     format 2 (written now): chunk values of up to 65504 bytes (65500 log
+//     formats 2 and 3 (3 written now): chunk values of up to 65504 bytes (65500 log
 //     bytes), so that two full chunks fill one 128 KiB (32-page) bbolt leaf
 //     exactly and bbolt writes each leaf as one contiguous write; format 1:
 //     values of up to 2016 bytes (2012 log bytes), two chunks a 4 KiB page.
@@ -36,7 +36,7 @@
 //     with FillPercent 1.0 and sequential keys, and bbolt never splits a
 //     leaf below two elements, so full leaves hold two chunks and space
 //     overhead stays near 2%. Each commit starts a new chunk. A chunk may
-//     be shorter than the maximum: in format 2 a commit writes full chunks
+//     be shorter than the maximum: from format 2 a commit writes full chunks
 //     while at least one full chunk of its data is left, then the rest in
 //     chunks of at most 2012 log bytes, so that the last leaf, which bbolt
 //     rewrites at the next commit, stays small. Readers accept any chunk
