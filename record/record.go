@@ -314,11 +314,13 @@ type StreamResult struct {
 	// KernelMissed counts the runs of the stream's programs that the
 	// kernel skipped because a BPF program was running on the CPU
 	// (kernel_missed): each could have cost the stream an event, which was
-	// never emitted, so it is not part of Lost or of the equation. Which
-	// programs count against which stream, and how, is said at
-	// streamPrograms. KernelMissedCounted says this kernel counts such
-	// skips for every one of those programs (bpf.RecursionMissesCounted);
-	// without it, KernelMissed 0 means unknown.
+	// never emitted, so it is not part of Lost or of the equation. A
+	// program counts against the streams whose maps it writes; one that
+	// writes none of its collection's streams, against each of them (so
+	// the streams of one collection may count the same run).
+	// KernelMissedCounted says this kernel counts such skips for every one
+	// of those programs (bpf.RecursionMissesCounted); without it,
+	// KernelMissed 0 means unknown.
 	KernelMissed        uint64
 	KernelMissedCounted bool
 	// Emitted is the program's own count of emitted events, when it keeps
