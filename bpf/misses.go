@@ -39,11 +39,12 @@ func RecursionMisses(p *ebpf.Program) (uint64, error) {
 //   - Raw tracepoints (raw_tp/, tp_btf/) skip a program already running on
 //     the CPU and count it from "bpf: Prevent bpf program recursion for raw
 //     tracepoint probes" (bpf_prog_inc_misses_counter, in 6.2 and not in
-//     5.19; taken here from 6.2).
+//     5.19; Debian's 6.1.0-50 has it too, but an earlier 6.1 may not:
+//     taken here from 6.2).
 //   - Kprobes and tracepoints run their programs through trace_call_bpf,
 //     which skips them all while any BPF program runs on the CPU
-//     (bpf_prog_active); it counts the skips from 6.7 ("bpf: Count missed
-//     stats in trace_call_bpf").
+//     (bpf_prog_active); it counts the skips from 6.7 (dd8657894c11, "bpf:
+//     Count missed stats in trace_call_bpf").
 //   - Perf event programs are skipped the same way (bpf_overflow_handler),
 //     and no kernel counts it.
 //
