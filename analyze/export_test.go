@@ -52,11 +52,12 @@ var wantTypes = map[string]map[string]string{
 		"length": "UINTEGER", "bytes": "BLOB", "error": "VARCHAR"},
 	TableLosses: {"time": "TIMESTAMP_NS", "stream": "VARCHAR", "cpu": "INTEGER", "seq": "UBIGINT", "source": "VARCHAR",
 		"kernel_lost_perfbuf": "UBIGINT", "kernel_lost_ringbuf": "UBIGINT", "ebpfrec_dropped": "UBIGINT",
-		"kernel_lost_perfbuf_total": "UBIGINT", "kernel_lost_ringbuf_total": "UBIGINT", "ebpfrec_dropped_total": "UBIGINT"},
+		"kernel_lost_perfbuf_total": "UBIGINT", "kernel_lost_ringbuf_total": "UBIGINT", "ebpfrec_dropped_total": "UBIGINT",
+		"kernel_missed": "UBIGINT", "kernel_missed_total": "UBIGINT"},
 	TableRecording: {"recording_id": "VARCHAR", "host": "VARCHAR", "kernel": "VARCHAR", "boot_id": "VARCHAR",
 		"btf_id": "VARCHAR", "tool_version": "VARCHAR", "command_line": "VARCHAR[]", "started": "TIMESTAMP_NS",
 		"first_event": "TIMESTAMP_NS", "last_event": "TIMESTAMP_NS", "mono_to_wall_ns": "BIGINT", "tracers": "VARCHAR[]",
-		"streams": "VARCHAR[]", "segments": "UINTEGER", "batches": "UBIGINT", "events": "UBIGINT", "raw_bytes": "UBIGINT",
+		"streams": "VARCHAR[]", "kernel_missed_uncounted": "VARCHAR[]", "segments": "UINTEGER", "batches": "UBIGINT", "events": "UBIGINT", "raw_bytes": "UBIGINT",
 		"damaged_batches": "UBIGINT", "decode_errors": "UBIGINT", "exported_at": "TIMESTAMP_NS", "source": "VARCHAR"},
 }
 

@@ -203,7 +203,7 @@ func TestLossesTableTotals(t *testing.T) {
 		}
 		// The file's row order is the order the exporter wrote them in.
 		file := filepath.Join(out, "losses.parquet")
-		for _, term := range []string{"kernel_lost_perfbuf", "kernel_lost_ringbuf", "ebpfrec_dropped"} {
+		for _, term := range []string{"kernel_lost_perfbuf", "kernel_lost_ringbuf", "ebpfrec_dropped", "kernel_missed"} {
 			q := fmt.Sprintf(`SELECT count(*) FROM (
 				SELECT %[1]s_total AS total, sum(%[1]s) OVER (PARTITION BY stream, source ORDER BY file_row_number ROWS UNBOUNDED PRECEDING) AS running
 				FROM read_parquet('%[2]s', file_row_number = true)) WHERE total != running`, term, file)

@@ -291,7 +291,10 @@ const (
 // LossRow is a row of the losses table, in the terms of every output of
 // ebpfrec (internal/lossterms): kernel_lost_perfbuf (lost in the kernel, a
 // perf buffer full), kernel_lost_ringbuf (lost in the kernel, the ring
-// buffer full) and ebpfrec_dropped (read, then dropped by ebpfrec). Each
+// buffer full), ebpfrec_dropped (read, then dropped by ebpfrec) and
+// kernel_missed (runs of the stream's programs the kernel skipped: 0 in a
+// stream whose recording says the kernel does not count them, which the
+// recording table's kernel_missed_uncounted lists). Each
 // term is the increment since the previous row of the same stream and
 // source, so sum() gives totals; its *_total column is the running total of
 // the stream and source up to and including the row, as replay's LOSS lines
@@ -311,29 +314,34 @@ type LossRow struct {
 	KernelLostPerfbufTotal uint64 `parquet:"kernel_lost_perfbuf_total"`
 	KernelLostRingbufTotal uint64 `parquet:"kernel_lost_ringbuf_total"`
 	EbpfrecDroppedTotal    uint64 `parquet:"ebpfrec_dropped_total"`
+	KernelMissed           uint64 `parquet:"kernel_missed"`
+	KernelMissedTotal      uint64 `parquet:"kernel_missed_total"`
 }
 
 // RecordingRow is the one row of the recording table.
 type RecordingRow struct {
-	RecordingID    string   `parquet:"recording_id"`
-	Host           string   `parquet:"host"`
-	Kernel         string   `parquet:"kernel"`
-	BootID         string   `parquet:"boot_id"`
-	BTFID          string   `parquet:"btf_id"`
-	ToolVersion    string   `parquet:"tool_version"`
-	CommandLine    []string `parquet:"command_line,list"`
-	Started        int64    `parquet:"started,timestamp(nanosecond:local)"`
-	FirstEvent     *int64   `parquet:"first_event,optional,timestamp(nanosecond:local)"`
-	LastEvent      *int64   `parquet:"last_event,optional,timestamp(nanosecond:local)"`
-	MonoToWallNs   int64    `parquet:"mono_to_wall_ns"`
-	Tracers        []string `parquet:"tracers,list"`
-	Streams        []string `parquet:"streams,list"`
-	Segments       uint32   `parquet:"segments"`
-	Batches        uint64   `parquet:"batches"`
-	Events         uint64   `parquet:"events"`
-	RawBytes       uint64   `parquet:"raw_bytes"`
-	DamagedBatches uint64   `parquet:"damaged_batches"`
-	DecodeErrors   uint64   `parquet:"decode_errors"`
-	ExportedAt     int64    `parquet:"exported_at,timestamp(nanosecond:local)"`
-	Source         string   `parquet:"source"`
+	RecordingID  string   `parquet:"recording_id"`
+	Host         string   `parquet:"host"`
+	Kernel       string   `parquet:"kernel"`
+	BootID       string   `parquet:"boot_id"`
+	BTFID        string   `parquet:"btf_id"`
+	ToolVersion  string   `parquet:"tool_version"`
+	CommandLine  []string `parquet:"command_line,list"`
+	Started      int64    `parquet:"started,timestamp(nanosecond:local)"`
+	FirstEvent   *int64   `parquet:"first_event,optional,timestamp(nanosecond:local)"`
+	LastEvent    *int64   `parquet:"last_event,optional,timestamp(nanosecond:local)"`
+	MonoToWallNs int64    `parquet:"mono_to_wall_ns"`
+	Tracers      []string `parquet:"tracers,list"`
+	Streams      []string `parquet:"streams,list"`
+	// KernelMissedUncounted lists the streams whose kernel_missed (the
+	// losses table) the kernel did not count: 0 there means unknown.
+	KernelMissedUncounted []string `parquet:"kernel_missed_uncounted,list"`
+	Segments              uint32   `parquet:"segments"`
+	Batches               uint64   `parquet:"batches"`
+	Events                uint64   `parquet:"events"`
+	RawBytes              uint64   `parquet:"raw_bytes"`
+	DamagedBatches        uint64   `parquet:"damaged_batches"`
+	DecodeErrors          uint64   `parquet:"decode_errors"`
+	ExportedAt            int64    `parquet:"exported_at,timestamp(nanosecond:local)"`
+	Source                string   `parquet:"source"`
 }

@@ -73,7 +73,8 @@ func (x *exporter) counters(s *streamState, t int64, seq uint64, l store.Loss) {
 	// increments so far.
 	*r = LossRow{Time: t, Stream: s.name, Seq: seq, Source: LossCounters,
 		KernelLostPerfbuf: d.KernelLost, KernelLostRingbuf: d.RingbufDropped, EbpfrecDropped: d.UserDropped,
-		KernelLostPerfbufTotal: s.loss.KernelLost, KernelLostRingbufTotal: s.loss.RingbufDropped, EbpfrecDroppedTotal: s.loss.UserDropped}
+		KernelLostPerfbufTotal: s.loss.KernelLost, KernelLostRingbufTotal: s.loss.RingbufDropped, EbpfrecDroppedTotal: s.loss.UserDropped,
+		KernelMissed: d.KernelMissed, KernelMissedTotal: s.loss.KernelMissed}
 }
 
 func (x *exporter) batch(b *store.Batch) {
@@ -218,9 +219,12 @@ func (x *exporter) addProcesses() {
 
 func (x *exporter) addRecording(r *store.Reader, dir string) {
 	m := x.meta
-	var tracerNames, streamNames []string
+	var tracerNames, streamNames, missedUncounted []string
 	for _, si := range m.Streams {
 		streamNames = append(streamNames, si.Name)
+		if !si.KernelMissedCounted {
+			missedUncounted = append(missedUncounted, si.Name)
+		}
 		if si.Tracer != "" && !slices.Contains(tracerNames, si.Tracer) {
 			tracerNames = append(tracerNames, si.Tracer)
 		}
@@ -230,7 +234,7 @@ func (x *exporter) addRecording(r *store.Reader, dir string) {
 		RecordingID: x.text(m.RecordingID), Host: x.text(m.Hostname), Kernel: x.text(m.KernelRelease), BootID: x.text(m.BootID),
 		BTFID: x.text(m.BTFID), ToolVersion: x.text(m.ToolVersion), CommandLine: x.texts(m.CommandLine),
 		Started: m.Started.UnixNano(), MonoToWallNs: m.MonoToWall,
-		Tracers: x.texts(tracerNames), Streams: x.texts(streamNames), Segments: uint32(len(r.Segments())),
+		Tracers: x.texts(tracerNames), Streams: x.texts(streamNames), KernelMissedUncounted: x.texts(missedUncounted), Segments: uint32(len(r.Segments())),
 		Batches: x.batches, Events: x.events, RawBytes: x.rawBytes,
 		DamagedBatches: x.damaged, DecodeErrors: x.decodeErrs, ExportedAt: time.Now().UnixNano(),
 	}

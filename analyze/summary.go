@@ -50,10 +50,15 @@ type Summary struct {
 	TopFiles []FileCount `json:"top_files"`
 	TCPPeers []PeerCount `json:"tcp_peers"`
 	// Loss is per stream with any loss.
-	Loss           []StreamLoss `json:"loss"`
-	DamagedBatches uint64       `json:"damaged_batches"`
-	DecodeErrors   uint64       `json:"decode_errors"`
-	Warnings       []string     `json:"warnings,omitempty"`
+	Loss []StreamLoss `json:"loss"`
+	// KernelMissedUncounted lists the streams whose kernel_missed (runs of
+	// their programs the kernel skipped) was not counted: the kernel does
+	// not count them for some of their programs, or the recording predates
+	// the count. Their kernel_missed is unknown, not 0.
+	KernelMissedUncounted []string `json:"kernel_missed_uncounted,omitempty"`
+	DamagedBatches        uint64   `json:"damaged_batches"`
+	DecodeErrors          uint64   `json:"decode_errors"`
+	Warnings              []string `json:"warnings,omitempty"`
 }
 
 // StreamCount is the number of events of one stream.
@@ -99,16 +104,20 @@ type PeerCount struct {
 // StreamLoss is the loss of one stream, in the terms of every output of
 // ebpfrec (see LossRow): totals and a time series.
 type StreamLoss struct {
-	Stream            string       `json:"stream"`
-	KernelLostPerfbuf uint64       `json:"kernel_lost_perfbuf"`
-	KernelLostRingbuf uint64       `json:"kernel_lost_ringbuf"`
-	EbpfrecDropped    uint64       `json:"ebpfrec_dropped"`
-	Series            []LossBucket `json:"series"`
+	Stream            string `json:"stream"`
+	KernelLostPerfbuf uint64 `json:"kernel_lost_perfbuf"`
+	KernelLostRingbuf uint64 `json:"kernel_lost_ringbuf"`
+	EbpfrecDropped    uint64 `json:"ebpfrec_dropped"`
+	KernelMissed      uint64 `json:"kernel_missed"`
+	// KernelMissedCounted says the kernel counted KernelMissed (see
+	// Summary.KernelMissedUncounted).
+	KernelMissedCounted bool         `json:"kernel_missed_counted"`
+	Series              []LossBucket `json:"series"`
 }
 
 // Total is the sum of the stream's losses.
 func (l StreamLoss) Total() uint64 {
-	return store.Loss{KernelLost: l.KernelLostPerfbuf, RingbufDropped: l.KernelLostRingbuf, UserDropped: l.EbpfrecDropped}.Total()
+	return store.Loss{KernelLost: l.KernelLostPerfbuf, RingbufDropped: l.KernelLostRingbuf, UserDropped: l.EbpfrecDropped, KernelMissed: l.KernelMissed}.Total()
 }
 
 // LossBucket is the loss of a stream in [Start, Start+width).
@@ -119,8 +128,12 @@ type LossBucket struct {
 
 // terms lists the stream's losses by name.
 func (l StreamLoss) terms() string {
-	return fmt.Sprintf("%s %d, %s %d, %s %d", lossterms.KernelLostPerfbuf, l.KernelLostPerfbuf,
+	t := fmt.Sprintf("%s %d, %s %d, %s %d", lossterms.KernelLostPerfbuf, l.KernelLostPerfbuf,
 		lossterms.KernelLostRingbuf, l.KernelLostRingbuf, lossterms.EbpfrecDropped, l.EbpfrecDropped)
+	if l.KernelMissedCounted {
+		t += fmt.Sprintf(", %s %d", lossterms.KernelMissed, l.KernelMissed)
+	}
+	return t
 }
 
 type lossInc struct {
@@ -251,6 +264,9 @@ func Summarize(ctx context.Context, dir string, opts SummaryOptions) (*Summary, 
 		if si.KernelLossUncounted {
 			s.Warnings = append(s.Warnings, fmt.Sprintf("stream %s: its events lost in the kernel are not counted (a ring buffer whose program keeps no drop counter): %s is unknown, not 0", si.Name, lossterms.KernelLostRingbuf))
 		}
+		if !si.KernelMissedCounted {
+			s.KernelMissedUncounted = append(s.KernelMissedUncounted, si.Name)
+		}
 		decs[si.Name] = d
 		streamEvents[si.Name] = 0
 	}
@@ -359,6 +375,10 @@ func Summarize(ctx context.Context, dir string, opts SummaryOptions) (*Summary, 
 	})
 	s.TCPPeers = s.TCPPeers[:min(len(s.TCPPeers), opts.Top)]
 	s.Loss = lossSeries(losses, s.From, s.To, opts.Buckets)
+	for i := range s.Loss {
+		si, _ := meta.Stream(s.Loss[i].Stream)
+		s.Loss[i].KernelMissedCounted = si.KernelMissedCounted
+	}
 	for _, l := range s.Loss {
 		s.Warnings = append(s.Warnings, fmt.Sprintf("stream %s: %d events not recorded (%s): the recording is incomplete", l.Stream, l.Total(), l.terms()))
 	}
@@ -376,7 +396,8 @@ func Summarize(ctx context.Context, dir string, opts SummaryOptions) (*Summary, 
 func lossSeries(losses map[string]*lossAcc, from, to time.Time, buckets int) []StreamLoss {
 	var out []StreamLoss
 	for stream, a := range losses {
-		l := StreamLoss{Stream: stream, KernelLostPerfbuf: max(a.cum.KernelLost, a.perfSum), KernelLostRingbuf: a.cum.RingbufDropped, EbpfrecDropped: a.cum.UserDropped}
+		l := StreamLoss{Stream: stream, KernelLostPerfbuf: max(a.cum.KernelLost, a.perfSum), KernelLostRingbuf: a.cum.RingbufDropped, EbpfrecDropped: a.cum.UserDropped,
+			KernelMissed: a.cum.KernelMissed}
 		if l.Total() == 0 {
 			continue
 		}
@@ -486,6 +507,9 @@ func (s *Summary) WriteText(w io.Writer) error {
 	b.WriteString("\nloss per stream (time since the first event)\n")
 	if len(s.Loss) == 0 {
 		b.WriteString("  none: every event emitted was recorded\n")
+	}
+	if len(s.KernelMissedUncounted) > 0 {
+		fmt.Fprintf(&b, "  %s %s (runs the kernel skipped): %s\n", lossterms.KernelMissed, lossterms.NotCounted, strings.Join(s.KernelMissedUncounted, ", "))
 	}
 	for _, l := range s.Loss {
 		fmt.Fprintf(&b, "  %s: %d not recorded (%s)\n", l.Stream, l.Total(), l.terms())

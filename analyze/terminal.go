@@ -16,6 +16,7 @@ func (s *Summary) forTerminal() *Summary {
 	c.TopFiles = mapSlice(s.TopFiles, func(v FileCount) FileCount { v.Path, v.Errors = f(v.Path), mapSlice(v.Errors, f); return v })
 	c.TCPPeers = mapSlice(s.TCPPeers, func(v PeerCount) PeerCount { v.Peer, v.Comms = f(v.Peer), mapSlice(v.Comms, f); return v })
 	c.Loss = mapSlice(s.Loss, func(v StreamLoss) StreamLoss { v.Stream = f(v.Stream); return v })
+	c.KernelMissedUncounted = mapSlice(s.KernelMissedUncounted, f)
 	c.Warnings = mapSlice(s.Warnings, f)
 	return &c
 }

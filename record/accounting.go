@@ -181,6 +181,7 @@ func (s *session) result(st *streamState) StreamResult {
 		Name: st.info.Name, Kind: st.info.Kind, Tracer: st.info.Tracer, KernelLossUncounted: st.info.KernelLossUncounted,
 		Recorded: st.recorded.Load(), Batches: st.batches.Load(), Bytes: st.bytes.Load(),
 		KernelLostPerfbuf: l.KernelLost, KernelLostRingbuf: l.RingbufDropped, EbpfrecDropped: l.UserDropped,
+		KernelMissed: l.KernelMissed, KernelMissedCounted: st.info.KernelMissedCounted,
 		StorageLost:   st.storageLost.Load(),
 		HandlerErrors: st.handlerErrors.Load(), HandlerErr: st.handlerErr,
 	}
@@ -205,7 +206,7 @@ func (s *session) progress(final bool) {
 		p.Streams = append(p.Streams, StreamProgress{
 			Name: st.info.Name, Events: n, Bytes: st.bytes.Load(),
 			KernelLostPerfbuf: l.KernelLost, KernelLostRingbuf: l.RingbufDropped, EbpfrecDropped: l.UserDropped,
-			EventsPerSec: float64(n-st.lastEvents) / secs,
+			KernelMissed: l.KernelMissed, EventsPerSec: float64(n-st.lastEvents) / secs,
 		})
 		st.lastEvents = n
 	}

@@ -30,10 +30,7 @@ func hostMeta() (store.Meta, error) {
 	if m.Hostname, err = os.Hostname(); err != nil {
 		errs = append(errs, err)
 	}
-	var u unix.Utsname
-	if err := unix.Uname(&u); err == nil {
-		m.KernelRelease = unix.ByteSliceToString(u.Release[:])
-	} else {
+	if m.KernelRelease, err = kernelRelease(); err != nil {
 		errs = append(errs, err)
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
@@ -48,6 +45,15 @@ func hostMeta() (store.Meta, error) {
 		errs = append(errs, err)
 	}
 	return m, errors.Join(errs...)
+}
+
+// kernelRelease returns uname -r.
+func kernelRelease() (string, error) {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "", err
+	}
+	return unix.ByteSliceToString(u.Release[:]), nil
 }
 
 // monoToWall returns wall time minus CLOCK_MONOTONIC in nanoseconds (what

@@ -10,6 +10,10 @@
 //
 // (lost in the kernel because a perf buffer or the ring buffer was full;
 // read, then dropped by ebpfrec; read, then lost to a storage failure).
+// Apart from these, a program the kernel skipped because another BPF
+// program ran on the CPU emitted nothing: kernel_missed counts those runs
+// per stream, from the programs' recursion_misses, where the kernel counts
+// them (StreamResult.KernelMissedCounted; "not counted" otherwise).
 // Recorded counts only what the recording holds: after a storage failure,
 // batches the writer took but could not commit count as storage_lost, and
 // Run's error names the failure. Perf event arrays report their lost
@@ -307,6 +311,18 @@ type StreamResult struct {
 	// counted (a ring buffer without Stream.DropCounter): KernelLostRingbuf
 	// 0 means unknown, and the equation cannot be checked either.
 	KernelLossUncounted bool
+	// KernelMissed counts the runs of the stream's programs that the
+	// kernel skipped because a BPF program was running on the CPU
+	// (kernel_missed): each could have cost the stream an event, which was
+	// never emitted, so it is not part of Lost or of the equation. A
+	// program counts against the streams whose maps it writes; one that
+	// writes none of its collection's streams, against each of them (so
+	// the streams of one collection may count the same run).
+	// KernelMissedCounted says this kernel counts such skips for every one
+	// of those programs (bpf.RecursionMissesCounted); without it,
+	// KernelMissed 0 means unknown.
+	KernelMissed        uint64
+	KernelMissedCounted bool
 	// Emitted is the program's own count of emitted events, when it keeps
 	// one (EmittedCounter); HasEmitted says whether it does.
 	Emitted    uint64
@@ -319,7 +335,8 @@ type StreamResult struct {
 	HandlerErr    error
 }
 
-// Lost is every event of the stream that was not recorded.
+// Lost is every event the stream's programs emitted that was not
+// recorded (KernelMissed, runs that emitted nothing, is apart).
 func (s StreamResult) Lost() uint64 {
 	return s.KernelLostPerfbuf + s.KernelLostRingbuf + s.EbpfrecDropped + s.StorageLost
 }
@@ -394,8 +411,9 @@ type StreamProgress struct {
 	// Events and Bytes are what was recorded so far.
 	Events, Bytes uint64
 	// KernelLostPerfbuf, KernelLostRingbuf and EbpfrecDropped are the
-	// events not recorded so far, as in StreamResult.
-	KernelLostPerfbuf, KernelLostRingbuf, EbpfrecDropped uint64
+	// events not recorded so far, and KernelMissed the runs of its
+	// programs the kernel skipped, as in StreamResult.
+	KernelLostPerfbuf, KernelLostRingbuf, EbpfrecDropped, KernelMissed uint64
 	// EventsPerSec is the recorded event rate over the last
 	// ProgressInterval.
 	EventsPerSec float64
@@ -738,6 +756,13 @@ type streamState struct {
 	perfDrops uint64
 	dropRead  time.Time
 
+	// progs are the programs whose skipped runs count against the stream
+	// (streamPrograms); missMu guards the cache of their sum.
+	progs    []*ebpf.Program
+	missMu   sync.Mutex
+	missed   uint64
+	missRead time.Time
+
 	// logMu orders the stream's records in the log with the loss counters
 	// they carry: batches (reader goroutine) and loss points (session) are
 	// appended under it, each with the counters raised to at least logged,
@@ -787,5 +812,6 @@ func (st *streamState) loss(exact bool) store.Loss {
 		}
 	}
 	l.UserDropped += st.abortDropped.Load()
+	l.KernelMissed = st.kernelMissed(exact)
 	return l
 }

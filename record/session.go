@@ -308,6 +308,7 @@ func (s *session) load(colls []Collection) error {
 			}
 		}
 	}
+	release, _ := kernelRelease() // unknown: misses read as not counted
 	for _, c := range colls {
 		if err := s.mgr.LoadSpec(c.Name, c.Spec); err != nil {
 			return fmt.Errorf("record: %w", err)
@@ -355,6 +356,7 @@ func (s *session) load(colls []Collection) error {
 					return fmt.Errorf("record: collection %s: stream %s: %w", c.Name, name, err)
 				}
 			}
+			st.progs, st.info.KernelMissedCounted = streamPrograms(c, coll, us.Map, release)
 			st.batch = store.Batch{Stream: name, Kind: kind}
 			s.streams = append(s.streams, st)
 		}

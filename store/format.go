@@ -17,7 +17,7 @@ import (
 //	0:4   total length of the record (header + stored body)
 //	4:8   CRC-32C (Castagnoli) of bytes 8:total
 //	8     record type (recBatch, recLoss)
-//	9     flags (flagZstd, flagOneTime, flagOneCPU, flagNoLost)
+//	9     flags (flagZstd, flagOneTime, flagOneCPU, flagNoLost, flagMissed)
 //	10    kind (Kind)
 //	11    reserved, 0
 //	12:20 sequence number
@@ -26,14 +26,17 @@ import (
 //	24:28 event count
 //	28:32 body length before compression
 //
-// Batch body: KernelLost, RingbufDropped, UserDropped as uvarints; the
-// timestamp shared by all events (varint ns) if flagOneTime; the CPU shared
-// by all events (varint) if flagOneCPU; then for each event: the timestamp
+// Batch body: KernelLost, RingbufDropped, UserDropped as uvarints, then
+// KernelMissed (uvarint) if flagMissed; the timestamp shared by all events
+// (varint ns) if flagOneTime; the CPU shared by all events (varint) if
+// flagOneCPU; then for each event: the timestamp
 // delta from the previous event (varint ns, the first from 0) unless
 // flagOneTime, the CPU (varint) unless flagOneCPU, Lost (uvarint) unless
 // flagNoLost, the raw length (uvarint) and the raw bytes.
 //
-// Loss body: time (varint ns) and the three counters (uvarints).
+// Loss body: time (varint ns) and the three counters (uvarints), then
+// KernelMissed (uvarint) if flagMissed. flagMissed is format 3's: a record
+// whose KernelMissed is 0 is written without it, as in format 2.
 //
 // A zero time.Time is stored as math.MinInt64 nanoseconds. Timestamps are
 // exact (time.Time.Equal holds) for years 1678 to 2261.
@@ -47,7 +50,8 @@ const (
 	flagOneTime = 1 << 1
 	flagOneCPU  = 1 << 2
 	flagNoLost  = 1 << 3
-	knownFlags  = flagZstd | flagOneTime | flagOneCPU | flagNoLost
+	flagMissed  = 1 << 4
+	knownFlags  = flagZstd | flagOneTime | flagOneCPU | flagNoLost | flagMissed
 
 	// maxBody caps the decoded size of one record: a batch larger than this
 	// is refused by Append, and a record claiming more is corrupt.
@@ -173,6 +177,10 @@ func appendBatchRecord(dst, scratch []byte, b *Batch, stream uint16, compress bo
 	body = binary.AppendUvarint(body, b.Loss.KernelLost)
 	body = binary.AppendUvarint(body, b.Loss.RingbufDropped)
 	body = binary.AppendUvarint(body, b.Loss.UserDropped)
+	if b.Loss.KernelMissed != 0 {
+		flags |= flagMissed
+		body = binary.AppendUvarint(body, b.Loss.KernelMissed)
+	}
 	if flags&flagOneTime != 0 {
 		body = binary.AppendVarint(body, t0)
 	}
@@ -225,12 +233,17 @@ func compressRecord(dst, rec []byte) []byte {
 
 // appendLossRecord appends the record of a loss point to dst.
 func appendLossRecord(dst []byte, p *LossPoint, stream uint16) []byte {
-	var body [4 * binary.MaxVarintLen64]byte
+	var body [5 * binary.MaxVarintLen64]byte
 	n := binary.PutVarint(body[:], timeNS(p.Time))
 	n += binary.PutUvarint(body[n:], p.Loss.KernelLost)
 	n += binary.PutUvarint(body[n:], p.Loss.RingbufDropped)
 	n += binary.PutUvarint(body[n:], p.Loss.UserDropped)
-	return appendRecord(dst, recLoss, 0, 0, p.Seq, stream, 0, body[:n], false)
+	var flags byte
+	if p.Loss.KernelMissed != 0 {
+		flags = flagMissed
+		n += binary.PutUvarint(body[n:], p.Loss.KernelMissed)
+	}
+	return appendRecord(dst, recLoss, flags, 0, p.Seq, stream, 0, body[:n], false)
 }
 
 func appendRecord(dst []byte, typ, flags, kind byte, seq uint64, stream uint16, events uint32, body []byte, compress bool) []byte {
@@ -358,7 +371,7 @@ func (d *decoder) decodeRecord(rec []byte, b *Batch, p *LossPoint) (recHeader, e
 		if p == nil {
 			p = new(LossPoint)
 		}
-		if h.events != 0 || h.flags != 0 {
+		if h.events != 0 || h.flags&^flagMissed != 0 {
 			return h, errors.New("bad loss record header")
 		}
 		r := reader{b: body}
@@ -367,6 +380,10 @@ func (d *decoder) decodeRecord(rec []byte, b *Batch, p *LossPoint) (recHeader, e
 		p.Loss.KernelLost = r.uvarint()
 		p.Loss.RingbufDropped = r.uvarint()
 		p.Loss.UserDropped = r.uvarint()
+		p.Loss.KernelMissed = 0
+		if h.flags&flagMissed != 0 {
+			p.Loss.KernelMissed = r.uvarint()
+		}
 		if r.err != nil {
 			return h, r.err
 		}
@@ -385,6 +402,10 @@ func (d *decoder) decodeBatch(h recHeader, body []byte, b *Batch) error {
 	b.Loss.KernelLost = r.uvarint()
 	b.Loss.RingbufDropped = r.uvarint()
 	b.Loss.UserDropped = r.uvarint()
+	b.Loss.KernelMissed = 0
+	if h.flags&flagMissed != 0 {
+		b.Loss.KernelMissed = r.uvarint()
+	}
 	var t0 int64
 	var cpu0 int64
 	if h.flags&flagOneTime != 0 {

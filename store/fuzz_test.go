@@ -26,7 +26,8 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 		f.Add(rec)
 	}
-	f.Add(appendLossRecord(nil, &LossPoint{Seq: 9, Time: testBase, Loss: Loss{1, 2, 3}}, 1))
+	f.Add(appendLossRecord(nil, &LossPoint{Seq: 9, Time: testBase, Loss: Loss{1, 2, 3, 0}}, 1))
+	f.Add(appendLossRecord(nil, &LossPoint{Seq: 10, Time: testBase, Loss: Loss{1, 2, 3, 4}}, 1))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var d decoder

@@ -28,7 +28,7 @@
 //     record that starts in it (0xFFFFFFFF: none) followed by up to the
 //     format's chunk size of log bytes. The chunk size depends on the format
 //     version, and a reader takes it from each segment's version:
-//     format 2 (written now): chunk values of up to 65504 bytes (65500 log
+//     formats 2 and 3 (3 written now): chunk values of up to 65504 bytes (65500 log
 //     bytes), so that two full chunks fill one 128 KiB (32-page) bbolt leaf
 //     exactly and bbolt writes each leaf as one contiguous write; format 1:
 //     values of up to 2016 bytes (2012 log bytes), two chunks a 4 KiB page.
@@ -36,7 +36,7 @@
 //     with FillPercent 1.0 and sequential keys, and bbolt never splits a
 //     leaf below two elements, so full leaves hold two chunks and space
 //     overhead stays near 2%. Each commit starts a new chunk. A chunk may
-//     be shorter than the maximum: in format 2 a commit writes full chunks
+//     be shorter than the maximum: from format 2 a commit writes full chunks
 //     while at least one full chunk of its data is left, then the rest in
 //     chunks of at most 2012 log bytes, so that the last leaf, which bbolt
 //     rewrites at the next commit, stays small. Readers accept any chunk
@@ -95,8 +95,12 @@ import (
 // FormatVersion is the version of the segment format this package writes
 // and the newest it reads. A segment with a newer version is refused, with
 // both versions in the message. Version 2 (128 KiB log leaves) replaced
-// version 1 (4 KiB log leaves); version 1 segments are still read.
-const FormatVersion = 2
+// version 1 (4 KiB log leaves); version 3 added Loss.KernelMissed to batch
+// and loss records (flagMissed, in records where it is not 0), which a
+// reader of version 2 would take for damage. Segments of versions 1 and 2
+// are still read (their KernelMissed is 0, and their streams'
+// StreamInfo.KernelMissedCounted false: not counted).
+const FormatVersion = 3
 
 // Kind says which kind of BPF buffer a stream was read from.
 type Kind uint8
@@ -161,16 +165,26 @@ type Loss struct {
 	// UserDropped counts events dropped in user space (queues full;
 	// ebpfrec_dropped in every output).
 	UserDropped uint64 `json:"user_dropped"`
+	// KernelMissed counts the runs of the stream's programs that the
+	// kernel skipped because another BPF program was running on the CPU
+	// (the programs' recursion_misses; kernel_missed in every output).
+	// A skipped run emitted nothing, so these are not part of what the
+	// program counts as emitted; each could have cost the stream an event.
+	// It is meaningful only where StreamInfo.KernelMissedCounted says so.
+	KernelMissed uint64 `json:"kernel_missed"`
 }
 
 // Total is the sum of all counters: every event of the stream not
-// recorded, as far as the counters know (the one definition replay, export
-// and summary share).
-func (l Loss) Total() uint64 { return l.KernelLost + l.RingbufDropped + l.UserDropped }
+// recorded, as far as the counters know, a skipped program run counted as
+// one event (the one definition replay, export and summary share).
+func (l Loss) Total() uint64 {
+	return l.KernelLost + l.RingbufDropped + l.UserDropped + l.KernelMissed
+}
 
 // Max returns each counter's larger value of l and o.
 func (l Loss) Max(o Loss) Loss {
-	return Loss{KernelLost: max(l.KernelLost, o.KernelLost), RingbufDropped: max(l.RingbufDropped, o.RingbufDropped), UserDropped: max(l.UserDropped, o.UserDropped)}
+	return Loss{KernelLost: max(l.KernelLost, o.KernelLost), RingbufDropped: max(l.RingbufDropped, o.RingbufDropped),
+		UserDropped: max(l.UserDropped, o.UserDropped), KernelMissed: max(l.KernelMissed, o.KernelMissed)}
 }
 
 // Rise raises the counters l (high-water marks) to o where o is higher,
@@ -179,7 +193,8 @@ func (l Loss) Max(o Loss) Loss {
 // order can hold, is an older sample, not a reset.
 func (l *Loss) Rise(o Loss) Loss {
 	hw := l.Max(o)
-	d := Loss{KernelLost: hw.KernelLost - l.KernelLost, RingbufDropped: hw.RingbufDropped - l.RingbufDropped, UserDropped: hw.UserDropped - l.UserDropped}
+	d := Loss{KernelLost: hw.KernelLost - l.KernelLost, RingbufDropped: hw.RingbufDropped - l.RingbufDropped,
+		UserDropped: hw.UserDropped - l.UserDropped, KernelMissed: hw.KernelMissed - l.KernelMissed}
 	*l = hw
 	return d
 }
@@ -269,6 +284,12 @@ type StreamInfo struct {
 	// whose program keeps no drop counter. Its RingbufDropped 0 then means
 	// "unknown", not "none".
 	KernelLossUncounted bool `json:"kernel_loss_uncounted,omitempty"`
+	// KernelMissedCounted says the recorder sampled the recursion misses
+	// of the stream's programs (Loss.KernelMissed) on a kernel that counts
+	// them for every one of those programs. False (a kernel that does not
+	// count them for some program type, or a recording older than format
+	// 3): Loss.KernelMissed 0 then means "unknown", not "none".
+	KernelMissedCounted bool `json:"kernel_missed_counted,omitempty"`
 }
 
 // MaxLayoutSize bounds StreamInfo.Layout: Create refuses a longer one.

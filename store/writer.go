@@ -238,6 +238,9 @@ func (w *Writer) Append(b *Batch) error {
 	if len(b.Ringbuf) > 0 {
 		return fmt.Errorf("store: batch of stream %q has its events in Ringbuf: Append stores Events (read without ReaderOptions.RingbufEvents to copy a recording)", b.Stream)
 	}
+	if err := w.checkMissed(b.Stream, b.Loss); err != nil {
+		return err
+	}
 	b.Seq = w.seq + 1
 	start := len(w.pending)
 	var st batchStats
@@ -254,6 +257,15 @@ func (w *Writer) Append(b *Batch) error {
 	return w.afterAppend()
 }
 
+// checkMissed refuses a KernelMissed count in a format that cannot hold
+// it (the writer of an older format, which tests use).
+func (w *Writer) checkMissed(stream string, l Loss) error {
+	if l.KernelMissed != 0 && w.opts.format < 3 {
+		return fmt.Errorf("store: stream %q: format %d cannot hold kernel_missed (format 3 can)", stream, w.opts.format)
+	}
+	return nil
+}
+
 // AppendLoss records a point of a stream's loss-counter time series (the
 // recorder calls it periodically, also when no batch arrives).
 func (w *Writer) AppendLoss(stream string, t time.Time, l Loss) error {
@@ -265,6 +277,9 @@ func (w *Writer) AppendLoss(stream string, t time.Time, l Loss) error {
 	id, ok := w.streamIDs[stream]
 	if !ok {
 		return fmt.Errorf("store: loss point of undeclared stream %q", stream)
+	}
+	if err := w.checkMissed(stream, l); err != nil {
+		return err
 	}
 	w.seq++
 	p := LossPoint{Seq: w.seq, Stream: stream, Time: t, Loss: l}

@@ -131,7 +131,7 @@ func printInfo(out io.Writer, s *store.Summary) {
 	// The loss columns in the vocabulary of every output (lossterms); the
 	// last sums the lost-sample records perf wrote before recorded samples,
 	// its own (lagging) report of what kernel_lost_perfbuf counts.
-	fmt.Fprintln(w, "STREAM\tKIND\tTRACER\tMAP\tEVENT TYPE\tBATCHES\tEVENTS\tBYTES\t"+strings.ToUpper(lossterms.KernelLostPerfbuf+"\t"+lossterms.KernelLostRingbuf+"\t"+lossterms.EbpfrecDropped)+"\tKERNEL_LOST_PERFBUF (PERF REPORTS)")
+	fmt.Fprintln(w, "STREAM\tKIND\tTRACER\tMAP\tEVENT TYPE\tBATCHES\tEVENTS\tBYTES\t"+strings.ToUpper(lossterms.KernelLostPerfbuf+"\t"+lossterms.KernelLostRingbuf+"\t"+lossterms.EbpfrecDropped)+"\tKERNEL_LOST_PERFBUF (PERF REPORTS)\t"+strings.ToUpper(lossterms.KernelMissed))
 	for _, st := range s.Streams {
 		evType := st.EventType
 		if st.Object != nil && st.Object.Path != "" {
@@ -139,10 +139,14 @@ func printInfo(out io.Writer, s *store.Summary) {
 		}
 		ringLost := fmt.Sprint(st.Loss.RingbufDropped)
 		if st.KernelLossUncounted {
-			ringLost = "not counted"
+			ringLost = lossterms.NotCounted
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t%d\t%d\n", f(st.Name), st.Kind, f(orDash(st.Tracer)), f(orDash(st.Map)), f(orDash(evType)),
-			st.Batches, st.Events, humanBytes(st.Bytes), st.Loss.KernelLost, ringLost, st.Loss.UserDropped, st.PerfLost)
+		kmissed := fmt.Sprint(st.Loss.KernelMissed)
+		if !st.KernelMissedCounted {
+			kmissed = lossterms.NotCounted
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t%d\t%d\t%s\n", f(st.Name), st.Kind, f(orDash(st.Tracer)), f(orDash(st.Map)), f(orDash(evType)),
+			st.Batches, st.Events, humanBytes(st.Bytes), st.Loss.KernelLost, ringLost, st.Loss.UserDropped, st.PerfLost, kmissed)
 	}
 	w.Flush()
 	if len(s.Notes) > 0 {

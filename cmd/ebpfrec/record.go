@@ -360,7 +360,7 @@ func progressLine(w io.Writer) func(record.Progress) {
 			for _, t := range []struct {
 				name string
 				n    uint64
-			}{{lossterms.KernelLostPerfbuf, s.KernelLostPerfbuf}, {lossterms.KernelLostRingbuf, s.KernelLostRingbuf}, {lossterms.EbpfrecDropped, s.EbpfrecDropped}} {
+			}{{lossterms.KernelLostPerfbuf, s.KernelLostPerfbuf}, {lossterms.KernelLostRingbuf, s.KernelLostRingbuf}, {lossterms.EbpfrecDropped, s.EbpfrecDropped}, {lossterms.KernelMissed, s.KernelMissed}} {
 				if t.n > 0 {
 					fmt.Fprintf(&b, " %s %d", t.name, t.n)
 				}
@@ -404,9 +404,9 @@ func printRecordSummary(w io.Writer, s *record.Summary) {
 			d.Events, d.Batches, d.Segments, d.To.UTC().Format(time.RFC3339Nano))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "stream\tkind\trecorded\tbatches\tbytes\t%s\t%s\t%s\t%s\temitted\t\n",
-		lossterms.KernelLostPerfbuf, lossterms.KernelLostRingbuf, lossterms.EbpfrecDropped, lossterms.StorageLost)
-	var kernelLost, dropped bool
+	fmt.Fprintf(tw, "stream\tkind\trecorded\tbatches\tbytes\t%s\t%s\t%s\t%s\temitted\t%s\t\n",
+		lossterms.KernelLostPerfbuf, lossterms.KernelLostRingbuf, lossterms.EbpfrecDropped, lossterms.StorageLost, lossterms.KernelMissed)
+	var kernelLost, dropped, missed bool
 	var storageLost uint64
 	for _, st := range s.Streams {
 		emitted := "-"
@@ -415,11 +415,16 @@ func printRecordSummary(w io.Writer, s *record.Summary) {
 		}
 		ringLost := fmt.Sprint(st.KernelLostRingbuf)
 		if st.KernelLossUncounted {
-			ringLost = "not counted"
+			ringLost = lossterms.NotCounted
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t%s\t\n", st.Name, st.Kind, st.Recorded, st.Batches, st.Bytes,
-			st.KernelLostPerfbuf, ringLost, st.EbpfrecDropped, st.StorageLost, emitted)
+		kmissed := fmt.Sprint(st.KernelMissed)
+		if !st.KernelMissedCounted {
+			kmissed = lossterms.NotCounted
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t%s\t%s\t\n", st.Name, st.Kind, st.Recorded, st.Batches, st.Bytes,
+			st.KernelLostPerfbuf, ringLost, st.EbpfrecDropped, st.StorageLost, emitted, kmissed)
 		kernelLost = kernelLost || st.KernelLostPerfbuf+st.KernelLostRingbuf > 0
+		missed = missed || st.KernelMissed > 0
 		dropped = dropped || st.EbpfrecDropped > 0
 		storageLost += st.StorageLost
 	}
@@ -433,6 +438,9 @@ func printRecordSummary(w io.Writer, s *record.Summary) {
 	}
 	if dropped {
 		fmt.Fprintln(w, "warning: ebpfrec dropped events it had read (see the log above for why)")
+	}
+	if missed {
+		fmt.Fprintln(w, "warning: the kernel skipped runs of the programs (another BPF program was running on the CPU): their events, if any, were never emitted ("+lossterms.KernelMissed+")")
 	}
 }
 

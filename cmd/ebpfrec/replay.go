@@ -609,18 +609,24 @@ func (p *printer) missed(me *replay.MissedError) {
 
 // loss prints a line when a stream's loss counters moved: their running
 // totals, named NAME_total in the vocabulary of every output (lossterms).
+// kernel_missed_total is "-" (JSON null) where the kernel does not count
+// skipped runs: 0 would say there were none.
 func (p *printer) loss(lp store.LossPoint) {
 	if p.hidden[lp.Stream] {
 		return
 	}
 	b := p.buf[:0]
+	meta := p.r.Meta()
+	info, _ := meta.Stream(lp.Stream)
 	terms := [...]struct {
-		name string
-		n    uint64
+		name    string
+		n       uint64
+		counted bool
 	}{
-		{lossterms.KernelLostPerfbuf + lossterms.TotalSuffix, lp.Loss.KernelLost},
-		{lossterms.KernelLostRingbuf + lossterms.TotalSuffix, lp.Loss.RingbufDropped},
-		{lossterms.EbpfrecDropped + lossterms.TotalSuffix, lp.Loss.UserDropped},
+		{lossterms.KernelLostPerfbuf + lossterms.TotalSuffix, lp.Loss.KernelLost, true},
+		{lossterms.KernelLostRingbuf + lossterms.TotalSuffix, lp.Loss.RingbufDropped, true},
+		{lossterms.EbpfrecDropped + lossterms.TotalSuffix, lp.Loss.UserDropped, true},
+		{lossterms.KernelMissed + lossterms.TotalSuffix, lp.Loss.KernelMissed, info.KernelMissedCounted},
 	}
 	if p.json {
 		b = append(b, `{"type":"loss","time":"`...)
@@ -628,8 +634,6 @@ func (p *printer) loss(lp store.LossPoint) {
 		b = append(b, `","cpu":null,"stream":`...)
 		b = appendJSONString(b, lp.Stream)
 		b = append(b, `,"tracer":`...)
-		meta := p.r.Meta()
-		info, _ := meta.Stream(lp.Stream)
 		b = appendJSONString(b, info.Tracer)
 		b = append(b, `,"seq":`...)
 		b = strconv.AppendUint(b, lp.Seq, 10)
@@ -637,7 +641,11 @@ func (p *printer) loss(lp store.LossPoint) {
 			b = append(b, `,"`...)
 			b = append(b, t.name...)
 			b = append(b, `":`...)
-			b = strconv.AppendUint(b, t.n, 10)
+			if t.counted {
+				b = strconv.AppendUint(b, t.n, 10)
+			} else {
+				b = append(b, "null"...)
+			}
 		}
 		b = append(b, '}')
 	} else {
@@ -648,7 +656,11 @@ func (p *printer) loss(lp store.LossPoint) {
 			b = append(b, ' ')
 			b = append(b, t.name...)
 			b = append(b, '=')
-			b = strconv.AppendUint(b, t.n, 10)
+			if t.counted {
+				b = strconv.AppendUint(b, t.n, 10)
+			} else {
+				b = append(b, '-')
+			}
 		}
 	}
 	p.buf = append(b, '\n') // kept with room for the newline below

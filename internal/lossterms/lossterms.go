@@ -11,9 +11,18 @@
 //
 //	emitted = recorded + kernel_lost_perfbuf + kernel_lost_ringbuf + ebpfrec_dropped + storage_lost
 //
+// Before any of these, the kernel may not run a program at all: it skips a
+// kprobe or tracepoint program on a CPU where a BPF program runs already,
+// and a raw tracepoint or trampoline program while it runs itself. A
+// skipped run emits nothing, so it is not in the equation; kernel_missed
+// counts those runs per stream (each could have cost the stream one event),
+// where the kernel counts them, and every output says "not counted" where
+// it does not. The total of a stream's loss (store.Loss.Total) counts each
+// skipped run as one event.
+//
 // The recording's own format keeps its field names (store.Loss:
-// KernelLost, RingbufDropped, UserDropped, also in `info --json`); Legend
-// maps them.
+// KernelLost, RingbufDropped, UserDropped, KernelMissed, also in `info
+// --json`); Legend maps them.
 package lossterms
 
 // The terms, as column names and keys.
@@ -32,6 +41,16 @@ const (
 	// recording. Only the recorder counts it, as the recording cannot hold
 	// it: the record summary, and the recorder's note that info shows.
 	StorageLost = "storage_lost"
+	// KernelMissed: runs of the stream's programs that the kernel skipped,
+	// because a BPF program was running on the CPU: whatever they would
+	// have emitted never was (store.Loss.KernelMissed, from the programs'
+	// recursion_misses). Counted from kernel 6.7 for kprobes and
+	// tracepoints; NotCounted where the kernel does not count them.
+	KernelMissed = "kernel_missed"
+	// NotCounted stands for a count the kernel does not keep, where 0
+	// would say "none" (a ring buffer without drop counter, kernel_missed
+	// on a kernel that does not count skipped runs).
+	NotCounted = "not counted"
 	// TotalSuffix names a running total: a term's count from the start of
 	// the recording (replay's LOSS lines, the losses table's *_total
 	// columns), where the term alone is a count since the previous point.
@@ -47,10 +66,16 @@ const Legend = `Events not recorded are named the same way in every output:
                        handler failed
   storage_lost         read, then lost to a storage failure (full disk, file
                        or directory removed): never committed
-For each stream, emitted = recorded + the four. A name alone counts events
-since the previous point (the losses table's rows); NAME_total counts them
-from the start (replay's LOSS lines, the losses table's *_total columns).
-The recording stores the first three as kernel_lost, ringbuf_dropped and
-user_dropped (info --json shows these stored names). storage_lost only the
-recorder can count: its summary says it, and info shows the recorder's note
-when it could leave one.`
+  kernel_missed        runs of the stream's programs the kernel skipped (a BPF
+                       program was running on the CPU): never emitted; each
+                       could have been an event ("not counted" on kernels
+                       that do not count them: before 6.7 for tracepoints
+                       and kprobes)
+For each stream, emitted = recorded + the first four; kernel_missed comes
+before emitted. A name alone counts events since the previous point (the
+losses table's rows); NAME_total counts them from the start (replay's LOSS
+lines, the losses table's *_total columns). The recording stores them as
+kernel_lost, ringbuf_dropped, user_dropped and kernel_missed (info --json
+shows these stored names). storage_lost only the recorder can count: its
+summary says it, and info shows the recorder's note when it could leave
+one.`
