@@ -103,11 +103,17 @@ func (r *Reader) endSegment(si *SegmentInfo) error {
 func (r *Reader) gapError(seg int, seq uint64) *CorruptError {
 	why := "sequence gap"
 	if r.gapSeg != 0 {
-		why = fmt.Sprintf("segment %06d missing or unreadable", r.gapSeg)
+		names := fmt.Sprintf("segment %06d", r.gapSeg)
 		if r.gapSeg != seg-1 {
-			why = fmt.Sprintf("segments %06d-%06d missing or unreadable", r.gapSeg, seg-1)
+			names = fmt.Sprintf("segments %06d-%06d", r.gapSeg, seg-1)
 		}
+		deleted := r.live && deletedByRetention(r.dir, r.gapSeg-1, seg-1)
 		seg = r.gapSeg
+		if deleted {
+			return &CorruptError{Segment: seg, Seq: r.lastSeq + 1, Last: seq - 1,
+				Err: fmt.Errorf("missing before batch %d (%s %w)", seq, names, errDeletedListing)}
+		}
+		why = names + " missing or unreadable"
 	} else if r.cur != nil && r.cur.log.skipped != nil { // nil between segments
 		why = fmt.Sprintf("%v; skipped", r.cur.log.skipped)
 	}
@@ -133,6 +139,10 @@ var ErrSegmentDeleted = errors.New("deleted (retention of a running recorder?)")
 // errDeletedReading is ErrSegmentDeleted met when the reader reached the
 // segment.
 var errDeletedReading = fmt.Errorf("%w while it was read", ErrSegmentDeleted)
+
+// errDeletedListing is ErrSegmentDeleted for segments missing from the
+// listing, deleted as it was made (see deletedByRetention).
+var errDeletedListing = fmt.Errorf("%w as the recording was listed", ErrSegmentDeleted)
 
 // skipDamage repositions after bbolt panicked on a damaged page: it tries
 // chunks further and further after the last one read until bbolt can seek

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -255,4 +256,22 @@ func liveHasSegMeta(path string) (ok bool) {
 		_, err := readSegMeta(tx)
 		return err
 	}) == nil
+}
+
+// deletedByRetention reports whether segments from to last of a recording
+// a writer is writing in dir, which a listing missed, are explained by its
+// retention: it deletes the oldest segments first, so a listing made
+// meanwhile can hold an old segment (from) and miss younger ones, and then
+// from is gone too. A segment missing while an older one is still there is
+// damage.
+func deletedByRetention(dir string, from, last int) bool {
+	if from < 1 {
+		return false
+	}
+	for i := from; i <= last; i++ {
+		if _, err := os.Lstat(filepath.Join(dir, segmentName(i))); !errors.Is(err, fs.ErrNotExist) {
+			return false
+		}
+	}
+	return true
 }
