@@ -357,8 +357,8 @@ func benchRead(b *testing.B, handle func(*Batch)) {
 	b.ReportMetric(memDur.Seconds()/storeDur.Seconds(), "read-ratio")
 }
 
-// BenchmarkCompression measures per-batch zstd (SpeedFastest) on the
-// synthetic events: ratio (stored/raw), and encode and decode speed with
+// BenchmarkCompression measures per-batch zstd (encoderZstd's settings)
+// on the synthetic events: ratio (stored/raw), and encode and decode speed with
 // and without compression.
 func BenchmarkCompression(b *testing.B) {
 	batches, payload, _ := benchBatches(256)

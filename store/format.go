@@ -94,10 +94,16 @@ var (
 )
 
 // encoderZstd returns the shared zstd encoder (EncodeAll is safe for
-// concurrent use and reuses its internal state).
+// concurrent use and reuses its internal state). Literals are stored raw,
+// not Huffman-coded: a frame then has no Huffman table to build and no
+// literals to decode through it. On a getpid storm's records that takes
+// decoding to about 0.91 of the time and encoding to about 0.6, for 1.6 %
+// more bytes (text-like events, paths and names, grow by up to a tenth).
+// The frames are standard zstd either way: recordings written with
+// Huffman-coded literals read the same (TestReadZstdHuffman).
 func encoderZstd() *zstd.Encoder {
 	zencOnce.Do(func() {
-		zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithNoEntropyCompression(true),
 			zstd.WithEncoderConcurrency(1), zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false))
 	})
 	return zenc
@@ -646,6 +652,9 @@ func decodeEvents(evs []Event, p []byte, flags byte, t0 int64, cpu0 int) error {
 // decodeRingbuf is decodeEvents into ring buffer events (CPU and Lost are
 // read, and dropped).
 func decodeRingbuf(evs []RingbufEvent, p []byte, flags byte, t0 int64) error {
+	if flags == flagOneCPU|flagNoLost {
+		return decodeRingbufTimes(evs, p)
+	}
 	f := eventFields{p: p, flags: flags, tOne: nsTime(t0)}
 	for i := range evs {
 		ts, _, _, raw, err := f.next(i)
@@ -654,6 +663,41 @@ func decodeRingbuf(evs []RingbufEvent, p []byte, flags byte, t0 int64) error {
 		}
 		e := &evs[i]
 		e.Raw, e.Timestamp = raw, ts
+	}
+	if len(f.p) != 0 {
+		return errTrailing(len(f.p), len(evs))
+	}
+	return nil
+}
+
+// decodeRingbufTimes is decodeRingbuf for the events of a ring buffer
+// batch whose times differ: bpf.RingbufReader stamps events from a clock it
+// reads now and then, so most of their time deltas are 0. An event whose
+// delta is 0 and whose length takes one byte takes the previous event's
+// time, which next would compute again to the same value; the others go
+// through next.
+func decodeRingbufTimes(evs []RingbufEvent, p []byte) error {
+	f := eventFields{p: p, flags: flagOneCPU | flagNoLost}
+	var ts time.Time
+	for i := range evs {
+		if q := f.p; i > 0 && len(q) > 1 && q[0] == 0 && q[1] < 0x80 {
+			l := int(q[1])
+			q = q[2:]
+			if l > len(q) {
+				return errEvent(i, errLength(uint64(l), len(q)))
+			}
+			e := &evs[i]
+			e.Raw, e.Timestamp = q[:l:l], ts
+			f.p = q[l:]
+			continue
+		}
+		t, _, _, raw, err := f.next(i)
+		if err != nil {
+			return err
+		}
+		ts = t
+		e := &evs[i]
+		e.Raw, e.Timestamp = raw, t
 	}
 	if len(f.p) != 0 {
 		return errTrailing(len(f.p), len(evs))

@@ -184,6 +184,12 @@ func FuzzDecodeEvents(f *testing.F) {
 	}
 	f.Add([]byte{0x80, 0x00, 0x01, 0x41}, byte(flagOneTime|flagOneCPU), uint8(1), int64(zeroTimeNS), int64(-1))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x00, 0x00}, byte(flagNoLost), uint8(1), int64(0), int64(0))
+	// Ring buffer events whose times mostly repeat (decodeRingbufTimes):
+	// deltas of 0 with lengths of one byte and of two, a time after them.
+	ring := []byte{0x04, 0x01, 'A', 0x00, 0x01, 'B', 0x00, 0x80, 0x01}
+	ring = append(ring, make([]byte, 128)...)
+	ring = append(ring, 0x00, 0x01, 'C', 0x02, 0x00, 0x00, 0x01, 'D')
+	f.Add(ring, byte(flagOneCPU|flagNoLost), uint8(6), int64(0), int64(-1))
 	f.Fuzz(func(t *testing.T, body []byte, flags byte, n uint8, t0, cpu0 int64) {
 		flags &= flagOneTime | flagOneCPU | flagNoLost
 		want, ok := refDecodeEvents(int(n), body, flags, t0, cpu0)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -206,7 +207,7 @@ func inspectSegment(f segFile) (si SegmentInfo) {
 		si.Skipped = si.err.Error()
 		return si
 	}
-	defer panicOnFault()()
+	defer debug.SetPanicOnFault(panicOnFault())
 	if si.Size < 2*pageSize {
 		si.err = fmt.Errorf("file of %d bytes is too small to be a segment: %w", si.Size, errTooSmall)
 		si.Skipped = si.err.Error()

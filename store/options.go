@@ -74,9 +74,9 @@ type WriterOptions struct {
 	// always kept, so less than two segments' worth is refused.
 	KeepBytes int64
 	// Uncompressed stores batches as they are. By default each batch is
-	// zstd-compressed (fastest level) when that saves space: about a fifth
-	// of the disk at a few ns of the committer's CPU per event byte (see
-	// the README's figures).
+	// zstd-compressed (fastest level, literals stored raw) when that saves
+	// space: about a fifth of the disk at a few ns of the committer's CPU
+	// per event byte (see the README's figures).
 	Uncompressed bool
 
 	// format is the format version to write (0: FormatVersion); tests set

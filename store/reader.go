@@ -7,6 +7,7 @@ import (
 	"iter"
 	"math"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -259,9 +260,12 @@ func (r *Reader) All() iter.Seq2[*Batch, error] {
 			if !yield(b, err) {
 				return
 			}
-			var ce *CorruptError
-			if err != nil && !errors.As(err, &ce) {
-				return
+			if err != nil {
+				// Declared here: errors.As moves it to the heap.
+				var ce *CorruptError
+				if !errors.As(err, &ce) {
+					return
+				}
 			}
 		}
 	}
@@ -272,7 +276,7 @@ func (r *Reader) All() iter.Seq2[*Batch, error] {
 // reused). A *CorruptError names damaged data and is not terminal: call Next
 // again to go on with the intact data after it.
 func (r *Reader) Next() (*Batch, error) {
-	defer panicOnFault()()
+	defer debug.SetPanicOnFault(panicOnFault())
 	if r.pendErr != nil {
 		err := r.pendErr
 		r.pendErr = nil

@@ -231,11 +231,12 @@ func boltPanic(p any) bool {
 }
 
 // panicOnFault makes faults on the mmap (a file truncated under us)
-// recoverable panics for the current goroutine; call as
-// defer panicOnFault()().
-func panicOnFault() func() {
-	old := debug.SetPanicOnFault(true)
-	return func() { debug.SetPanicOnFault(old) }
+// recoverable panics for the current goroutine and returns the previous
+// setting; call as defer debug.SetPanicOnFault(panicOnFault()), which,
+// unlike a returned closure, allocates nothing (Reader.Next runs it per
+// batch).
+func panicOnFault() bool {
+	return debug.SetPanicOnFault(true)
 }
 
 // segMeta is what a segment's meta bucket holds.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime/debug"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -304,7 +305,7 @@ func scanSegment(si *SegmentInfo, expect *uint64, rep *Report) (SegmentSummary, 
 // checkIndex checks that every index entry points at the start of the
 // record it names.
 func checkIndex(si *SegmentInfo) (msgs []string) {
-	defer panicOnFault()()
+	defer debug.SetPanicOnFault(panicOnFault())
 	defer func() {
 		if r := recover(); r != nil {
 			if !boltPanic(r) {
