@@ -69,6 +69,9 @@ type zslot struct {
 	batch Batch
 }
 
+// jobBlock is how many jobs a window allocates at a time.
+const jobBlock = 64
+
 // findJobs lists the compressed batch records that lie inside one chunk of
 // w (eachRecord, as verify walks them).
 func (w *chunkWindow) findJobs() {
@@ -77,13 +80,17 @@ func (w *chunkWindow) findJobs() {
 	w.eachRecord(func(k, pos int, rec []byte) bool {
 		if rec[8] == recBatch && rec[9]&flagZstd != 0 && binary.LittleEndian.Uint32(rec[28:]) <= inflateMaxBody &&
 			binary.LittleEndian.Uint32(rec[24:]) <= inflateMaxEvents {
-			var j *zjob
-			if len(w.spare) > 0 {
-				j = w.spare[len(w.spare)-1]
-				w.spare = w.spare[:len(w.spare)-1]
-			} else {
-				j = new(zjob)
+			if len(w.spare) == 0 {
+				// A window new to this reader (its windows come from a
+				// pool) grows its jobs to the records it holds: in
+				// blocks, so that growth is not an allocation a record.
+				blk := make([]zjob, jobBlock)
+				for i := range blk {
+					w.spare = append(w.spare, &blk[i])
+				}
 			}
+			j := w.spare[len(w.spare)-1]
+			w.spare = w.spare[:len(w.spare)-1]
 			j.chunk, j.pos, j.rec, j.slot = k, pos, rec, nil
 			j.state.Store(jobPending)
 			w.jobs = append(w.jobs, j)
