@@ -83,6 +83,7 @@ func (st *streamState) kernelMissed(exact bool) uint64 {
 		for _, p := range st.progs {
 			n, err := bpf.RecursionMisses(p)
 			if err != nil {
+				st.missRead = now // not again before missesEvery
 				return st.missed
 			}
 			sum += n

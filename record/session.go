@@ -357,6 +357,11 @@ func (s *session) load(colls []Collection) error {
 				}
 			}
 			st.progs, st.info.KernelMissedCounted = streamPrograms(c, coll, us.Map, release)
+			if !st.info.KernelMissedCounted {
+				// Not counted means unknown: what some of the programs
+				// count would read as a partial total (store.Loss.Total).
+				st.progs = nil
+			}
 			st.batch = store.Batch{Stream: name, Kind: kind}
 			s.streams = append(s.streams, st)
 		}

@@ -652,7 +652,7 @@ func decodeEvents(evs []Event, p []byte, flags byte, t0 int64, cpu0 int) error {
 // decodeRingbuf is decodeEvents into ring buffer events (CPU and Lost are
 // read, and dropped).
 func decodeRingbuf(evs []RingbufEvent, p []byte, flags byte, t0 int64) error {
-	if flags == flagOneCPU|flagNoLost {
+	if eachTimeOneCPUNoLost(flags) {
 		return decodeRingbufTimes(evs, p)
 	}
 	f := eventFields{p: p, flags: flags, tOne: nsTime(t0)}
@@ -668,6 +668,14 @@ func decodeRingbuf(evs []RingbufEvent, p []byte, flags byte, t0 int64) error {
 		return errTrailing(len(f.p), len(evs))
 	}
 	return nil
+}
+
+// eachTimeOneCPUNoLost says whether a batch record's flags say its events
+// each have a time, one CPU and no lost count, as ring buffer batches do
+// (decodeRingbufTimes); flags that do not shape events (flagZstd,
+// flagMissed) do not matter.
+func eachTimeOneCPUNoLost(flags byte) bool {
+	return flags&(flagOneTime|flagOneCPU|flagNoLost) == flagOneCPU|flagNoLost
 }
 
 // decodeRingbufTimes is decodeRingbuf for the events of a ring buffer
