@@ -149,20 +149,3 @@ func TestReadZstdHuffman(t *testing.T) {
 	}
 	check(dir, false)
 }
-
-// TestWriteZstdFixture writes testdata/zstd-huffman again when
-// EBPFREC_WRITE_ZSTD_FIXTURE names where; it was made at commit d8eaf9b.
-func TestWriteZstdFixture(t *testing.T) {
-	dir := os.Getenv("EBPFREC_WRITE_ZSTD_FIXTURE")
-	if dir == "" {
-		t.Skip("EBPFREC_WRITE_ZSTD_FIXTURE not set")
-	}
-	w, err := Create(dir, testMeta(), WriterOptions{Sync: SyncNever})
-	if err != nil {
-		t.Fatal(err)
-	}
-	zstdCompatBatches(t, w)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
